@@ -1,0 +1,11 @@
+"""crossrank: sentence-transformers' ``CrossEncoder``, in Rust, without PyTorch.
+
+>>> from crossrank import CrossEncoder
+>>> model = CrossEncoder("cross-encoder/ms-marco-MiniLM-L12-v2")
+>>> model.predict([("query", "passage")])
+"""
+
+from ._crossrank import SUPPORTED_MODEL_TYPES, __version__
+from .cross_encoder import CrossEncoder
+
+__all__ = ["CrossEncoder", "SUPPORTED_MODEL_TYPES", "__version__"]

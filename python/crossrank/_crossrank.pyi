@@ -1,0 +1,49 @@
+"""The native module: use ``crossrank.CrossEncoder``."""
+
+from collections.abc import Callable
+from os import PathLike
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+SUPPORTED_MODEL_TYPES: list[str]
+
+class NativeCrossEncoder:
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        num_labels: int | None = None,
+        max_length: int | None = None,
+        config_overrides: str | None = None,
+    ) -> None: ...
+    def predict_logits(
+        self,
+        pairs: list[tuple[str, str]],
+        batch_size: int = 32,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> npt.NDArray[np.float32]: ...
+    def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
+    def tokenizer_json(self) -> str: ...
+    @property
+    def num_labels(self) -> int: ...
+    @property
+    def max_length(self) -> int: ...
+    @max_length.setter
+    def max_length(self, value: int) -> None: ...
+    @property
+    def max_positions(self) -> int: ...
+    @property
+    def model_type(self) -> str: ...
+    @property
+    def config_json(self) -> str: ...
+    @property
+    def default_activation(self) -> str: ...
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def warnings(self) -> list[str]: ...

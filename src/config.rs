@@ -1,0 +1,156 @@
+//! What a model directory says about itself: the HF `config.json`, the
+//! sentence-transformers settings (5.x key, 6.x file, legacy key) and the
+//! rules of the contract that turn them into `num_labels`, `max_length`
+//! and the default activation.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The sentence-transformers activation names and the short names the
+/// Python layer maps to functions.
+const ACTIVATIONS: &[(&str, &str)] = &[
+    ("torch.nn.modules.activation.Sigmoid", "sigmoid"),
+    ("torch.nn.modules.linear.Identity", "identity"),
+    ("torch.nn.modules.activation.Tanh", "tanh"),
+    ("torch.nn.modules.activation.Softmax", "softmax"),
+    ("torch.nn.modules.activation.ReLU", "relu"),
+    ("torch.nn.modules.activation.GELU", "gelu"),
+];
+
+/// The parsed `config.json` plus the sentence-transformers settings.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// `config.json` as written, with user `config_kwargs` merged in.
+    pub raw: Value,
+    pub model_type: String,
+    /// The activation class path sentence-transformers saved, if any.
+    pub saved_activation: Option<String>,
+    /// `max_seq_length` from `sentence_bert_config.json`, if any.
+    pub saved_max_length: Option<usize>,
+}
+
+impl ModelConfig {
+    pub fn load(dir: &Path, overrides: Option<&Value>) -> Result<Self> {
+        let path = dir.join("config.json");
+        let mut raw = read_json(&path)?.ok_or_else(|| Error::NotFound {
+            what: "config.json",
+            path: path.clone(),
+        })?;
+        if !raw.is_object() {
+            return Err(Error::invalid_model(format!(
+                "{} is not a JSON object",
+                path.display()
+            )));
+        }
+        if let Some(Value::Object(extra)) = overrides {
+            for (k, v) in extra {
+                raw[k] = v.clone();
+            }
+        }
+        let model_type = raw
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::invalid_model(format!("{} has no \"model_type\"", path.display()))
+            })?
+            .to_string();
+        let st6 = read_json(&dir.join("config_sentence_transformers.json"))?;
+        let saved_activation = st6
+            .as_ref()
+            .and_then(|c| c.get("activation_fn"))
+            .or_else(|| raw.pointer("/sentence_transformers/activation_fn"))
+            .or_else(|| raw.get("sbert_ce_default_activation_function"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let saved_max_length = read_json(&dir.join("sentence_bert_config.json"))?
+            .and_then(|c| c.get("max_seq_length").and_then(Value::as_u64))
+            .map(|n| n as usize);
+        Ok(Self {
+            raw,
+            model_type,
+            saved_activation,
+            saved_max_length,
+        })
+    }
+
+    /// `num_labels`: explicit > `len(id2label)` for a `*ForSequenceClassification`
+    /// architecture > `num_labels` key > 1.
+    pub fn num_labels(&self) -> usize {
+        let is_classifier = self.has_classifier_architecture();
+        let from_labels = self
+            .raw
+            .get("id2label")
+            .and_then(Value::as_object)
+            .map(|m| m.len());
+        match (is_classifier, from_labels) {
+            (true, Some(n)) if n > 0 => n,
+            _ => self.usize("num_labels").unwrap_or(1),
+        }
+    }
+
+    /// True when the checkpoint was saved as a classifier (it has a head).
+    pub fn has_classifier_architecture(&self) -> bool {
+        self.raw
+            .get("architectures")
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .any(|s| s.ends_with("ForSequenceClassification"))
+            })
+    }
+
+    /// The default activation's short name: saved > sigmoid for one label >
+    /// identity. An unknown saved class path is returned as it is.
+    pub fn default_activation(&self, num_labels: usize) -> String {
+        match &self.saved_activation {
+            Some(path) => ACTIVATIONS
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, short)| short.to_string())
+                .unwrap_or_else(|| path.clone()),
+            None if num_labels == 1 => "sigmoid".into(),
+            None => "identity".into(),
+        }
+    }
+
+    pub fn usize(&self, key: &str) -> Option<usize> {
+        self.raw.get(key).and_then(Value::as_u64).map(|n| n as usize)
+    }
+
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        self.raw.get(key).and_then(Value::as_f64)
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.raw.get(key).and_then(Value::as_str)
+    }
+
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.raw.get(key).and_then(Value::as_bool)
+    }
+
+    /// A required integer field.
+    pub fn require(&self, key: &str) -> Result<usize> {
+        self.usize(key).ok_or_else(|| {
+            Error::invalid_model(format!(
+                "config.json of this {} model has no valid {key:?}",
+                self.model_type
+            ))
+        })
+    }
+}
+
+/// Reads a JSON file; `Ok(None)` when it does not exist.
+pub fn read_json(path: &Path) -> Result<Option<Value>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::invalid_model(format!("{} is not valid JSON: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}

@@ -1,0 +1,165 @@
+//! The batching engine: tokenise every pair, group pairs of similar length
+//! into batches, run the model on packed batches, restore input order.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::models::{self, CrossEncoderModel, LoadSpec, PackedBatch};
+use crate::tokenizer::{EncodedPair, PairTokenizer};
+use crate::weights::WeightFiles;
+
+/// Options a user may give at load time.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub num_labels: Option<usize>,
+    pub max_length: Option<usize>,
+    /// Merged into config.json before the model is built (`config_kwargs`).
+    pub config_overrides: Option<serde_json::Value>,
+}
+
+/// A loaded cross-encoder: tokenizer, model and the settings that go with
+/// them.
+pub struct CrossEncoder {
+    model: Box<dyn CrossEncoderModel>,
+    tokenizer: PairTokenizer,
+    pub config: ModelConfig,
+    pub source: PathBuf,
+    max_length: AtomicUsize,
+    /// Things the user should hear about (fresh heads...).
+    pub warnings: Vec<String>,
+}
+
+/// Called after each batch with (batches done, batches in all); returning
+/// `false` stops the call with [`Error::Interrupted`].
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize) -> bool;
+
+impl CrossEncoder {
+    /// Loads a model directory.
+    pub fn from_dir(dir: &Path, options: &LoadOptions) -> Result<Self> {
+        if !dir.exists() {
+            return Err(Error::NotFound {
+                what: "model directory",
+                path: dir.to_path_buf(),
+            });
+        }
+        if !dir.is_dir() {
+            return Err(Error::invalid_model(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        let config = ModelConfig::load(dir, options.config_overrides.as_ref())?;
+        let num_labels = options.num_labels.unwrap_or_else(|| config.num_labels());
+        if num_labels == 0 {
+            return Err(Error::invalid_input("num_labels must be at least 1"));
+        }
+        let tokenizer = PairTokenizer::load(dir)?;
+        let weights = WeightFiles::find(dir)?.open()?;
+        let mut warnings = Vec::new();
+        let model = models::load(LoadSpec {
+            config: &config,
+            weights,
+            num_labels,
+            allow_new_head: options.num_labels.is_some(),
+            warnings: &mut warnings,
+        })?;
+        let default_max = match tokenizer.model_max_length {
+            Some(n) => n.min(model.max_positions()),
+            None => model.max_positions(),
+        };
+        let encoder = Self {
+            model,
+            tokenizer,
+            config,
+            source: dir.to_path_buf(),
+            max_length: AtomicUsize::new(0),
+            warnings,
+        };
+        encoder.set_max_length(options.max_length.unwrap_or(default_max))?;
+        Ok(encoder)
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.model.num_labels()
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length.load(Ordering::Relaxed)
+    }
+
+    /// The longest `max_length` the model's position table allows.
+    pub fn max_positions(&self) -> usize {
+        self.model.max_positions()
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.model.num_layers()
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.model.hidden_size()
+    }
+
+    pub fn tokenizer(&self) -> &PairTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn set_max_length(&self, max_length: usize) -> Result<()> {
+        if max_length == 0 {
+            return Err(Error::invalid_input("max_length must be at least 1"));
+        }
+        if max_length > self.model.max_positions() {
+            return Err(Error::invalid_input(format!(
+                "max_length {max_length} is larger than the {} positions this model has",
+                self.model.max_positions()
+            )));
+        }
+        self.tokenizer.set_max_length(max_length)?;
+        self.max_length.store(max_length, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Default activation's short name (see [`ModelConfig::default_activation`]).
+    pub fn default_activation(&self) -> String {
+        self.config.default_activation(self.num_labels())
+    }
+
+    /// Raw logits for `pairs`, `[pairs.len() * num_labels]`, in input order.
+    pub fn predict_logits<S: AsRef<str> + Sync>(
+        &self,
+        pairs: &[(S, S)],
+        batch_size: usize,
+        progress: Progress<'_>,
+    ) -> Result<Vec<f32>> {
+        if batch_size == 0 {
+            return Err(Error::invalid_input("batch_size must be at least 1"));
+        }
+        let encoded = self.tokenizer.encode_pairs(pairs)?;
+        let labels = self.num_labels();
+        let mut logits = vec![0f32; pairs.len() * labels];
+        let batches = length_sorted_batches(&encoded, batch_size);
+        for (done, batch) in batches.iter().enumerate() {
+            let packed = PackedBatch::pack(batch.iter().map(|&i| &encoded[i]));
+            let out = self.model.forward(&packed)?;
+            for (row, &i) in batch.iter().enumerate() {
+                logits[i * labels..(i + 1) * labels]
+                    .copy_from_slice(&out[row * labels..(row + 1) * labels]);
+            }
+            if !progress(done + 1, batches.len()) {
+                return Err(Error::Interrupted);
+            }
+        }
+        Ok(logits)
+    }
+}
+
+/// Indices of `encoded`, longest first, cut into batches of `batch_size`:
+/// similar lengths share a batch, so attention work per batch is even and
+/// the first batch shows the peak memory at once.
+pub fn length_sorted_batches(encoded: &[EncodedPair], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
+    order.chunks(batch_size).map(<[usize]>::to_vec).collect()
+}

@@ -1,0 +1,230 @@
+//! Building blocks shared by the BERT-like families (BERT, RoBERTa,
+//! ELECTRA, DistilBERT...): absolute-position embeddings and the post-norm
+//! transformer layer, all on packed tokens.
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::PackedBatch;
+use crate::error::{Error, Result};
+use crate::ops::kernels::bias_activation;
+use crate::ops::{matrix, packed_attention, to_vec, Activation, AttentionSpec, LayerNorm, Linear};
+
+/// An embedding table kept as a plain row-major buffer for gathers.
+pub struct Table {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Table {
+    pub fn load(vb: &VarBuilder, name: &str, cols: usize) -> Result<Self> {
+        let t = vb.get_unchecked_dtype(name, DType::F32)?;
+        let (rows, c) = t.dims2()?;
+        if c != cols {
+            return Err(Error::invalid_model(format!(
+                "{}{name} has {c} columns, config says {cols}",
+                prefix_of(vb)
+            )));
+        }
+        Ok(Self {
+            rows,
+            cols,
+            data: to_vec(&t)?,
+        })
+    }
+
+    #[inline]
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+fn prefix_of(vb: &VarBuilder) -> String {
+    let p = vb.prefix();
+    if p.is_empty() {
+        p
+    } else {
+        p + "."
+    }
+}
+
+/// Word + absolute position (+ token type) embeddings, then LayerNorm.
+pub struct Embeddings {
+    pub word: Table,
+    pub position: Option<Table>,
+    pub token_type: Option<Table>,
+    pub norm: LayerNorm,
+    /// Added to every position index (RoBERTa: `padding_idx + 1`).
+    pub position_offset: usize,
+}
+
+impl Embeddings {
+    pub fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+        let cols = self.word.cols;
+        let positions = batch.positions(self.position_offset);
+        for &id in &batch.ids {
+            if id as usize >= self.word.rows {
+                return Err(Error::invalid_input(format!(
+                    "token id {id} is outside the model's embedding table ({} rows): \
+                     the tokenizer does not match the weights",
+                    self.word.rows
+                )));
+            }
+        }
+        if let (Some(table), Some(&last)) = (&self.position, positions.iter().max()) {
+            if last >= table.rows {
+                return Err(Error::invalid_input(format!(
+                    "a sequence of {} tokens does not fit the model's {} positions; \
+                     lower max_length",
+                    last + 1 - self.position_offset,
+                    table.rows - self.position_offset
+                )));
+            }
+        }
+        let mut out = vec![0f32; batch.num_tokens() * cols];
+        out.par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(t, row)| {
+                row.copy_from_slice(self.word.row(batch.ids[t] as usize));
+                if let Some(table) = &self.position {
+                    add(row, table.row(positions[t]));
+                }
+                if let Some(table) = &self.token_type {
+                    let ty = (batch.type_ids[t] as usize).min(table.rows - 1);
+                    add(row, table.row(ty));
+                }
+                self.norm.normalize_row(row);
+            });
+        matrix(out, batch.num_tokens(), cols)
+    }
+}
+
+#[inline]
+fn add(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+}
+
+/// A post-norm transformer layer: attention, add & norm, feed-forward,
+/// add & norm. Query, key and value run as one fused product.
+pub struct PostNormLayer {
+    pub qkv: Linear,
+    pub attn_out: Linear,
+    pub attn_norm: LayerNorm,
+    pub ffn_in: Linear,
+    pub ffn_out: Linear,
+    pub ffn_norm: LayerNorm,
+    pub act: Activation,
+    pub attention: AttentionSpec,
+}
+
+/// The dimensions of a BERT-like encoder, read from its config.
+#[derive(Clone, Debug)]
+pub struct EncoderDims {
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+    pub eps: f64,
+    pub act: Activation,
+}
+
+impl EncoderDims {
+    pub fn head_dim(&self) -> Result<usize> {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            return Err(Error::invalid_model(format!(
+                "hidden size {} is not a multiple of the {} attention heads",
+                self.hidden, self.heads
+            )));
+        }
+        Ok(self.hidden / self.heads)
+    }
+}
+
+impl PostNormLayer {
+    /// Loads a layer stored under BERT's weight names
+    /// (`attention.self.query`, `intermediate.dense`, ...).
+    pub fn load_bert_names(vb: &VarBuilder, dims: &EncoderDims) -> Result<Self> {
+        let h = dims.hidden;
+        let attn = vb.pp("attention");
+        let q = Linear::load(&attn.pp("self").pp("query"), h, h)?;
+        let k = Linear::load(&attn.pp("self").pp("key"), h, h)?;
+        let v = Linear::load(&attn.pp("self").pp("value"), h, h)?;
+        Ok(Self {
+            qkv: Linear::fuse(&[q, k, v])?,
+            attn_out: Linear::load(&attn.pp("output").pp("dense"), h, h)?,
+            attn_norm: LayerNorm::load(&attn.pp("output").pp("LayerNorm"), h, dims.eps)?,
+            ffn_in: Linear::load(&vb.pp("intermediate").pp("dense"), h, dims.intermediate)?,
+            ffn_out: Linear::load(&vb.pp("output").pp("dense"), dims.intermediate, h)?,
+            ffn_norm: LayerNorm::load(&vb.pp("output").pp("LayerNorm"), h, dims.eps)?,
+            act: dims.act,
+            attention: AttentionSpec::new(dims.heads, dims.head_dim()?),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+        let qkv = self.qkv.matmul(x)?;
+        bias_activation(&qkv, self.qkv.bias.as_deref(), Activation::Identity)?;
+        let context = packed_attention(&qkv, cu_seqlens, &self.attention)?;
+        drop(qkv);
+        let attended = self.attn_out.matmul(&context)?;
+        self.attn_norm
+            .add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)?;
+        let inner = self.ffn_in.matmul(&attended)?;
+        bias_activation(&inner, self.ffn_in.bias.as_deref(), self.act)?;
+        let out = self.ffn_out.matmul(&inner)?;
+        self.ffn_norm
+            .add_residual_inplace(&out, self.ffn_out.bias.as_deref(), &attended)?;
+        Ok(out)
+    }
+}
+
+/// A dense layer that may be missing from a checkpoint: the classifier of a
+/// bare encoder. Created with HF's init (normal, std 0.02, zero bias) only
+/// when the caller allows it.
+pub fn load_or_init_linear(
+    vb: &VarBuilder,
+    in_features: usize,
+    out_features: usize,
+    allow_init: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Linear> {
+    if vb.contains_tensor("weight") {
+        return Linear::load(vb, in_features, out_features);
+    }
+    if !allow_init {
+        return Err(Error::invalid_model(format!(
+            "the checkpoint has no classification head ({}weight is missing): it is a bare \
+             encoder, not a cross-encoder, and a new random head would give meaningless scores. \
+             Pass num_labels explicitly to create one anyway (e.g. before fine-tuning elsewhere).",
+            prefix_of(vb)
+        )));
+    }
+    warnings.push(format!(
+        "{}weight was not in the checkpoint and was newly initialised at random: \
+         scores are meaningless until the model is trained",
+        prefix_of(vb)
+    ));
+    let weight = seeded_normal(out_features * in_features, 0.02);
+    let weight = Tensor::from_vec(weight, (out_features, in_features), &candle_core::Device::Cpu)?;
+    Linear::from_weight(&weight, Some(vec![0.0; out_features]))
+}
+
+/// Deterministic N(0, std) samples (Box-Muller over a 64-bit LCG), so a
+/// fresh head is the same on every load.
+fn seeded_normal(n: usize, std: f32) -> Vec<f32> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (uniform(), uniform());
+            std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
+}

@@ -1,0 +1,96 @@
+//! Model families. Each family lives in its own module and turns a config
+//! plus named weights into a [`CrossEncoderModel`]; [`load`] is the one
+//! place that decides which family a config needs.
+
+pub mod bert;
+pub mod encoder;
+
+use candle_nn::VarBuilder;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::tokenizer::EncodedPair;
+
+/// The `model_type`s crossrank can run.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
+
+/// A batch of tokenised pairs packed end to end: no padding anywhere.
+#[derive(Clone, Debug, Default)]
+pub struct PackedBatch {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// Sequence boundaries: sequence `i` is tokens `cu_seqlens[i]..cu_seqlens[i + 1]`.
+    pub cu_seqlens: Vec<usize>,
+}
+
+impl PackedBatch {
+    pub fn pack<'a>(pairs: impl IntoIterator<Item = &'a EncodedPair>) -> Self {
+        let mut batch = PackedBatch {
+            cu_seqlens: vec![0],
+            ..Default::default()
+        };
+        for pair in pairs {
+            batch.ids.extend_from_slice(&pair.ids);
+            batch.type_ids.extend_from_slice(&pair.type_ids);
+            batch.cu_seqlens.push(batch.ids.len());
+        }
+        batch
+    }
+
+    pub fn num_sequences(&self) -> usize {
+        self.cu_seqlens.len() - 1
+    }
+
+    pub fn num_tokens(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The row of each sequence's first token (`[CLS]` / `<s>`).
+    pub fn first_tokens(&self) -> Vec<usize> {
+        self.cu_seqlens[..self.num_sequences()].to_vec()
+    }
+
+    /// Position index of every token within its sequence, plus `offset`.
+    pub fn positions(&self, offset: usize) -> Vec<usize> {
+        self.cu_seqlens
+            .windows(2)
+            .flat_map(|w| offset..offset + w[1] - w[0])
+            .collect()
+    }
+}
+
+/// What the rest of crossrank needs from a model family.
+pub trait CrossEncoderModel: Send + Sync {
+    /// Raw logits, `[num_sequences * num_labels]`, row-major.
+    fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>>;
+    fn num_labels(&self) -> usize;
+    /// Rows of the token embedding table: larger ids are invalid input.
+    fn vocab_size(&self) -> usize;
+    /// The longest sequence the position table allows.
+    fn max_positions(&self) -> usize;
+    fn num_layers(&self) -> usize;
+    fn hidden_size(&self) -> usize;
+}
+
+/// How a model is being loaded.
+pub struct LoadSpec<'a> {
+    pub config: &'a ModelConfig,
+    pub weights: VarBuilder<'static>,
+    pub num_labels: usize,
+    /// The user set `num_labels` explicitly: a missing head is created
+    /// (randomly, with a warning) instead of refused.
+    pub allow_new_head: bool,
+    /// Warnings for the user (a fresh head, ignored weights...).
+    pub warnings: &'a mut Vec<String>,
+}
+
+/// Picks the family for `config.model_type` and builds the model.
+pub fn load(spec: LoadSpec<'_>) -> Result<Box<dyn CrossEncoderModel>> {
+    match spec.config.model_type.as_str() {
+        "bert" => Ok(Box::new(bert::Bert::load(spec)?)),
+        other => Err(Error::UnsupportedModel {
+            model_type: other.to_string(),
+            supported: SUPPORTED_MODEL_TYPES,
+        }),
+    }
+}

@@ -1,0 +1,144 @@
+//! Multi-head self-attention over packed sequences: no padding, no mask.
+//! Each (sequence, head) is an independent task: two small gemms and a
+//! softmax, run in parallel with rayon.
+
+use candle_core::Tensor;
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use super::{math, matrix, with_f32};
+use crate::error::Result;
+
+pub struct AttentionSpec {
+    pub heads: usize,
+    pub head_dim: usize,
+    /// Multiplies `q . k` (usually `1 / sqrt(head_dim)`).
+    pub scale: f32,
+    /// Sliding-window attention: token `i` sees `j` only when
+    /// `|i - j| <= half_window` (ModernBERT's local layers).
+    pub half_window: Option<usize>,
+}
+
+impl AttentionSpec {
+    pub fn new(heads: usize, head_dim: usize) -> Self {
+        Self {
+            heads,
+            head_dim,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            half_window: None,
+        }
+    }
+}
+
+/// A raw pointer that may cross threads: tasks write disjoint regions.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// `qkv`: `[tokens, 3 * heads * head_dim]`, query | key | value blocks,
+/// biases already added. `cu_seqlens`: sequence boundaries, starting at 0
+/// and ending at `tokens`. Returns the context `[tokens, heads * head_dim]`.
+pub fn packed_attention(qkv: &Tensor, cu_seqlens: &[usize], spec: &AttentionSpec) -> Result<Tensor> {
+    let tokens = qkv.dim(0)?;
+    let hidden = spec.heads * spec.head_dim;
+    let mut out = vec![0f32; tokens * hidden];
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    with_f32(qkv, |qkv| {
+        let tasks: Vec<(usize, usize)> = (0..cu_seqlens.len() - 1)
+            .flat_map(|s| (0..spec.heads).map(move |h| (s, h)))
+            .collect();
+        tasks.par_iter().for_each_init(Vec::new, |scores, &(s, h)| {
+            let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
+            // SAFETY: each task writes only rows start..end, columns of head h.
+            unsafe { attend_one(qkv, out_ptr, start, end - start, h, hidden, spec, scores) }
+        });
+    })?;
+    matrix(out, tokens, hidden)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_one(
+    qkv: &[f32],
+    out: SharedOut,
+    start: usize,
+    len: usize,
+    head: usize,
+    hidden: usize,
+    spec: &AttentionSpec,
+    scores: &mut Vec<f32>,
+) {
+    let d = spec.head_dim;
+    let row = 3 * hidden;
+    let q = qkv.as_ptr().add(start * row + head * d);
+    let k = q.add(hidden);
+    let v = q.add(2 * hidden);
+    scores.clear();
+    scores.resize(len * len, 0.0);
+    // scores = scale * Q K^T: Q is [len, d] with row stride `row`; K^T is
+    // K read column-wise.
+    gemm(
+        len,
+        len,
+        d,
+        scores.as_mut_ptr(),
+        1,
+        len as isize,
+        false,
+        q,
+        1,
+        row as isize,
+        k,
+        row as isize,
+        1,
+        0.0,
+        spec.scale,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
+    for (i, r) in scores.chunks_mut(len).enumerate() {
+        let (lo, hi) = match spec.half_window {
+            Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+            None => (0, len),
+        };
+        softmax_in_place(&mut r[lo..hi]);
+        r[..lo].fill(0.0);
+        r[hi..].fill(0.0);
+    }
+    // out = P V, written into this head's columns.
+    gemm(
+        len,
+        d,
+        len,
+        out.0.add(start * hidden + head * d),
+        1,
+        hidden as isize,
+        false,
+        scores.as_ptr(),
+        1,
+        len as isize,
+        v,
+        1,
+        row as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
+}
+
+/// Numerically stable softmax of one row, in place.
+pub fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for x in row.iter_mut() {
+        *x = math::exp(*x - max);
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|x| *x *= inv);
+}

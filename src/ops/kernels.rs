@@ -1,0 +1,220 @@
+//! Fused row-wise kernels, parallel over rows with rayon.
+
+use candle_core::{CpuStorage, Layout, Tensor};
+use rayon::prelude::*;
+
+use super::{math, to_vec, with_f32, ROWS_PER_TASK};
+use crate::error::{Error, Result};
+
+/// Runs `f` on the contiguous f32 buffer of a CPU tensor, mutably, in place.
+pub fn with_f32_mut(t: &Tensor, f: impl Fn(&mut [f32]) + Send + Sync) -> Result<()> {
+    t.inplace_op1(&InPlace(f))?;
+    Ok(())
+}
+
+struct InPlace<F>(F);
+
+impl<F: Fn(&mut [f32])> candle_core::InplaceOp1 for InPlace<F> {
+    fn name(&self) -> &'static str {
+        "crossrank-inplace"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("crossrank kernels need float32 tensors")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("crossrank kernels need contiguous tensors")
+        };
+        (self.0)(&mut data[start..end]);
+        Ok(())
+    }
+}
+
+/// Hidden activations, by their HF `hidden_act` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// No activation: a plain bias add.
+    Identity,
+    /// `gelu`: the exact, erf-based GELU.
+    Gelu,
+    /// `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`: the tanh approximation.
+    GeluTanh,
+    Relu,
+    Silu,
+    Tanh,
+}
+
+impl Activation {
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "linear" | "identity" => Activation::Identity,
+            "gelu" | "gelu_python" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            other => {
+                return Err(Error::invalid_model(format!(
+                    "hidden_act {other:?} is not supported; supported: gelu, gelu_new, \
+                     gelu_pytorch_tanh, gelu_fast, relu, silu, tanh"
+                )))
+            }
+        })
+    }
+
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Identity => x,
+            Activation::Gelu => math::gelu_erf(x),
+            Activation::GeluTanh => math::gelu_tanh(x),
+            Activation::Relu => x.max(0.0),
+            Activation::Silu => x / (1.0 + math::exp(-x)),
+            Activation::Tanh => math::tanh(x),
+        }
+    }
+
+    /// Applies the activation to a whole row; one branch per row, so the
+    /// inner loop is a straight, vectorisable map.
+    fn apply_row(self, row: &mut [f32], bias: Option<&[f32]>) {
+        macro_rules! map {
+            ($f:expr) => {
+                match bias {
+                    Some(b) => row.iter_mut().zip(b).for_each(|(x, b)| *x = $f(*x + b)),
+                    None => row.iter_mut().for_each(|x| *x = $f(*x)),
+                }
+            };
+        }
+        match self {
+            Activation::Identity => map!(|x: f32| x),
+            Activation::Gelu => map!(math::gelu_erf),
+            Activation::GeluTanh => map!(math::gelu_tanh),
+            Activation::Relu => map!(|x: f32| x.max(0.0)),
+            Activation::Silu => map!(|x: f32| x / (1.0 + math::exp(-x))),
+            Activation::Tanh => map!(math::tanh),
+        }
+    }
+}
+
+/// `x = act(x + bias)` in place, rows in parallel.
+pub fn bias_activation(x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Result<()> {
+    let cols = x.dim(1)?;
+    with_f32_mut(x, |data| {
+        data.par_chunks_mut(cols * ROWS_PER_TASK).for_each(|chunk| {
+            for row in chunk.chunks_mut(cols) {
+                act.apply_row(row, bias);
+            }
+        })
+    })
+}
+
+/// Layer normalisation over the last dimension.
+pub struct LayerNorm {
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn load(vb: &candle_nn::VarBuilder, size: usize, eps: f64) -> Result<Self> {
+        // Old TF-converted checkpoints name the parameters gamma / beta.
+        let (w, b) = if vb.contains_tensor("weight") {
+            ("weight", "bias")
+        } else {
+            ("gamma", "beta")
+        };
+        Ok(Self {
+            weight: to_vec(&vb.get(size, w)?)?,
+            bias: Some(to_vec(&vb.get(size, b)?)?),
+            eps: eps as f32,
+        })
+    }
+
+    pub fn load_no_bias(vb: &candle_nn::VarBuilder, size: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: to_vec(&vb.get(size, "weight")?)?,
+            bias: None,
+            eps: eps as f32,
+        })
+    }
+
+    /// Normalises one row in place, in f32 with a two-pass variance as
+    /// PyTorch does.
+    #[inline]
+    pub fn normalize_row(&self, row: &mut [f32]) {
+        let n = row.len() as f32;
+        let mean = row.iter().sum::<f32>() / n;
+        let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+        let inv = 1.0 / (var + self.eps).sqrt();
+        match &self.bias {
+            Some(b) => {
+                for ((x, w), b) in row.iter_mut().zip(&self.weight).zip(b) {
+                    *x = (*x - mean) * inv * w + b;
+                }
+            }
+            None => {
+                for (x, w) in row.iter_mut().zip(&self.weight) {
+                    *x = (*x - mean) * inv * w;
+                }
+            }
+        }
+    }
+
+    /// `x = norm(x)` in place.
+    pub fn forward_inplace(&self, x: &Tensor) -> Result<()> {
+        let cols = x.dim(1)?;
+        with_f32_mut(x, |data| {
+            data.par_chunks_mut(cols * ROWS_PER_TASK).for_each(|chunk| {
+                chunk.chunks_mut(cols).for_each(|row| self.normalize_row(row))
+            })
+        })
+    }
+
+    /// `y = norm(y + bias + residual)` in place on `y`: the end of every
+    /// post-norm transformer sub-layer in one pass over memory.
+    pub fn add_residual_inplace(
+        &self,
+        y: &Tensor,
+        bias: Option<&[f32]>,
+        residual: &Tensor,
+    ) -> Result<()> {
+        let cols = y.dim(1)?;
+        if residual.dims() != y.dims() {
+            return Err(Error::invalid_model("residual shape mismatch"));
+        }
+        with_f32(residual, |res| {
+            with_f32_mut(y, |data| {
+                data.par_chunks_mut(cols * ROWS_PER_TASK)
+                    .zip(res.par_chunks(cols * ROWS_PER_TASK))
+                    .for_each(|(chunk, res_chunk)| {
+                        for (row, res_row) in chunk.chunks_mut(cols).zip(res_chunk.chunks(cols)) {
+                            match bias {
+                                Some(b) => row
+                                    .iter_mut()
+                                    .zip(res_row)
+                                    .zip(b)
+                                    .for_each(|((x, r), b)| *x += r + b),
+                                None => row.iter_mut().zip(res_row).for_each(|(x, r)| *x += r),
+                            }
+                            self.normalize_row(row);
+                        }
+                    })
+            })
+        })?
+    }
+}
+
+/// Gathers whole rows: `out[i] = x[rows[i]]` (the first token of each
+/// sequence, for poolers).
+pub fn gather_rows(x: &Tensor, rows: &[usize]) -> Result<Tensor> {
+    let cols = x.dim(1)?;
+    let out = with_f32(x, |data| {
+        let mut out = Vec::with_capacity(rows.len() * cols);
+        for &r in rows {
+            out.extend_from_slice(&data[r * cols..(r + 1) * cols]);
+        }
+        out
+    })?;
+    super::matrix(out, rows.len(), cols)
+}

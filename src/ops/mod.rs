@@ -1,0 +1,47 @@
+//! The CPU hot path shared by every model family: dense layers on packed
+//! tokens (no padding), attention per sequence, and fused, multithreaded
+//! elementwise kernels. Activations are candle tensors of shape
+//! `[tokens, features]`; kernels work on their contiguous f32 buffers.
+
+pub mod attention;
+pub mod kernels;
+pub mod linear;
+pub mod math;
+
+use candle_core::{CpuStorage, Device, Storage, Tensor};
+
+use crate::error::{Error, Result};
+
+pub use attention::{packed_attention, AttentionSpec};
+pub use kernels::{Activation, LayerNorm};
+pub use linear::Linear;
+
+/// Rows per rayon task in row-wise kernels: big enough to amortise the
+/// task, small enough to balance two to many cores.
+pub(crate) const ROWS_PER_TASK: usize = 16;
+
+/// Runs `f` on the contiguous f32 buffer of a CPU tensor.
+pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+        return Err(Error::invalid_model(format!(
+            "expected a float32 CPU tensor, got {:?} on {:?}",
+            t.dtype(),
+            t.device()
+        )));
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| Error::invalid_model("expected a contiguous tensor"))?;
+    Ok(f(&data[start..end]))
+}
+
+/// Copies a (small) tensor into a plain vector: biases, norms.
+pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+}
+
+/// Wraps a buffer as a `[rows, cols]` tensor without copying.
+pub fn matrix(data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
+    Ok(Tensor::from_vec(data, (rows, cols), &Device::Cpu)?)
+}

@@ -1,0 +1,125 @@
+//! Finding and opening a model's weights: `model.safetensors` (single or
+//! sharded with an index) or `pytorch_model.bin` (single or sharded).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::config::read_json;
+use crate::error::{Error, Result};
+
+/// The weight files of a model directory, in order of preference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeightFiles {
+    Safetensors(Vec<PathBuf>),
+    Pickle(Vec<PathBuf>),
+}
+
+/// The file names a model may store its weights under, best first; the hub
+/// code fetches the first that exists.
+pub const WEIGHT_CANDIDATES: &[&str] = &[
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+];
+
+impl WeightFiles {
+    pub fn find(dir: &Path) -> Result<Self> {
+        for name in WEIGHT_CANDIDATES {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            let files = if name.ends_with(".index.json") {
+                shard_files(&path)?
+            } else {
+                vec![path]
+            };
+            return Ok(if name.starts_with("model.safetensors") {
+                WeightFiles::Safetensors(files)
+            } else {
+                WeightFiles::Pickle(files)
+            });
+        }
+        Err(Error::invalid_model(format!(
+            "no model weights in {}: expected one of {}",
+            dir.display(),
+            WEIGHT_CANDIDATES.join(", ")
+        )))
+    }
+
+    /// Opens the weights as float32 tensors on the CPU (converting f16/bf16).
+    pub fn open(&self) -> Result<VarBuilder<'static>> {
+        let dev = Device::Cpu;
+        match self {
+            WeightFiles::Safetensors(files) => {
+                // SAFETY: the files are memory-mapped read-only; as with every
+                // mmap-based loader, they must not be modified while loaded.
+                // Tensors are copied out (transposed/converted) at load time.
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, DType::F32, &dev) };
+                vb.map_err(|e| weights_error(files, e))
+            }
+            WeightFiles::Pickle(files) => {
+                let mut tensors = HashMap::new();
+                for file in files {
+                    let read = candle_core::pickle::read_all(file)
+                        .map_err(|e| weights_error(std::slice::from_ref(file), e))?;
+                    tensors.extend(read);
+                }
+                Ok(VarBuilder::from_tensors(tensors, DType::F32, &dev))
+            }
+        }
+    }
+}
+
+fn weights_error(files: &[PathBuf], e: candle_core::Error) -> Error {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    Error::invalid_model(format!(
+        "cannot read model weights from {}: {e} (is the file complete and not corrupted?)",
+        names.join(", ")
+    ))
+}
+
+/// The shard files an index names, in a stable order.
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    let json = read_json(index)?.unwrap_or_default();
+    let names = shard_names(&json);
+    if names.is_empty() {
+        return Err(Error::invalid_model(format!(
+            "{} has no \"weight_map\" naming shard files",
+            index.display()
+        )));
+    }
+    let dir = index.parent().unwrap_or(Path::new("."));
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::invalid_model(format!(
+                    "{} names the shard {name}, which is missing",
+                    index.display()
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Names the index file lists, for the hub code to fetch shards.
+pub fn shard_names(index_json: &serde_json::Value) -> Vec<String> {
+    let names: BTreeSet<String> = index_json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.values()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.into_iter().collect()
+}
