@@ -56,7 +56,7 @@ impl CrossEncoder {
             return Err(Error::invalid_input("num_labels must be at least 1"));
         }
         let tokenizer = PairTokenizer::load(dir)?;
-        let weights = WeightFiles::find(dir)?.open()?;
+        let weights = WeightFiles::find(dir)?.open(models::weight_prefix(&config.model_type))?;
         let mut warnings = Vec::new();
         let model = models::load(LoadSpec {
             config: &config,

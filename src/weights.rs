@@ -4,7 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use crate::config::read_json;
@@ -52,15 +54,16 @@ impl WeightFiles {
     }
 
     /// Opens the weights as float32 tensors on the CPU (converting f16/bf16).
-    pub fn open(&self) -> Result<VarBuilder<'static>> {
-        let dev = Device::Cpu;
-        match self {
+    /// Names are asked for with the family's base prefix (`bert.`...);
+    /// checkpoints that store some or all of them without it still load.
+    pub fn open(&self, base_prefix: &str) -> Result<VarBuilder<'static>> {
+        let inner: Box<dyn SimpleBackend> = match self {
             WeightFiles::Safetensors(files) => {
                 // SAFETY: the files are memory-mapped read-only; as with every
-                // mmap-based loader, they must not be modified while loaded.
-                // Tensors are copied out (transposed/converted) at load time.
-                let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, DType::F32, &dev) };
-                vb.map_err(|e| weights_error(files, e))
+                // mmap-based loader, they must not change while loading. Every
+                // tensor is copied out at load time and the map is dropped.
+                let st = unsafe { MmapedSafetensors::multi(files) };
+                Box::new(st.map_err(|e| weights_error(files, e))?)
             }
             WeightFiles::Pickle(files) => {
                 let mut tensors = HashMap::new();
@@ -69,9 +72,56 @@ impl WeightFiles {
                         .map_err(|e| weights_error(std::slice::from_ref(file), e))?;
                     tensors.extend(read);
                 }
-                Ok(VarBuilder::from_tensors(tensors, DType::F32, &dev))
+                Box::new(tensors)
             }
+        };
+        let backend = BaseFallback {
+            inner,
+            base: format!("{base_prefix}."),
+        };
+        Ok(VarBuilder::from_backend(
+            Box::new(backend),
+            DType::F32,
+            Device::Cpu,
+        ))
+    }
+}
+
+/// Looks a tensor up under its full name, then without the base prefix.
+struct BaseFallback {
+    inner: Box<dyn SimpleBackend>,
+    base: String,
+}
+
+impl BaseFallback {
+    fn resolve<'n>(&self, name: &'n str) -> &'n str {
+        match name.strip_prefix(&self.base) {
+            Some(rest) if !self.inner.contains_tensor(name) && self.inner.contains_tensor(rest) => {
+                rest
+            }
+            _ => name,
         }
+    }
+}
+
+impl SimpleBackend for BaseFallback {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        hints: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.inner.get(shape, self.resolve(name), hints, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.inner.get_unchecked(self.resolve(name), dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(self.resolve(name))
     }
 }
 

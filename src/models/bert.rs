@@ -2,7 +2,6 @@
 //! `classifier(tanh(pooler(encoder(embeddings)[CLS])))`.
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
 
 use super::encoder::{load_or_init_linear, EncoderDims, Embeddings, PostNormLayer, Table};
 use super::{CrossEncoderModel, LoadSpec, PackedBatch};
@@ -33,22 +32,12 @@ impl EncoderDims {
     }
 }
 
-/// The weights' root: `bert.` in classifier checkpoints, nothing in bare
-/// or converted ones.
-pub fn base_prefix(vb: &VarBuilder<'static>, prefix: &str, probe: &str) -> VarBuilder<'static> {
-    if vb.contains_tensor(&format!("{prefix}.{probe}")) {
-        vb.pp(prefix)
-    } else {
-        vb.clone()
-    }
-}
-
 impl Bert {
     pub fn load(spec: LoadSpec<'_>) -> Result<Self> {
         let c = spec.config;
         let dims = EncoderDims::from_bert_config(c)?;
         let h = dims.hidden;
-        let vb = base_prefix(&spec.weights, "bert", "embeddings.word_embeddings.weight");
+        let vb = spec.weights.pp("bert");
         let emb = vb.pp("embeddings");
         let embeddings = Embeddings {
             word: Table::load(&emb, "word_embeddings.weight", h)?,

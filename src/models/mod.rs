@@ -84,6 +84,19 @@ pub struct LoadSpec<'a> {
     pub warnings: &'a mut Vec<String>,
 }
 
+/// The prefix a family's classifier checkpoints put before the encoder's
+/// weight names (`bert.embeddings...`); bare checkpoints have none.
+pub fn weight_prefix(model_type: &str) -> &'static str {
+    match model_type {
+        "roberta" | "xlm-roberta" | "camembert" => "roberta",
+        "deberta-v2" => "deberta",
+        "modernbert" => "model",
+        "distilbert" => "distilbert",
+        "electra" => "electra",
+        _ => "bert",
+    }
+}
+
 /// Picks the family for `config.model_type` and builds the model.
 pub fn load(spec: LoadSpec<'_>) -> Result<Box<dyn CrossEncoderModel>> {
     match spec.config.model_type.as_str() {

@@ -1,0 +1,142 @@
+//! Parity with sentence-transformers: every fixture under tests/fixtures is
+//! loaded from disk and compared with the logits and token ids that
+//! sentence-transformers itself recorded (scripts/make_fixtures.py).
+
+use std::path::{Path, PathBuf};
+
+use crossrank::{CrossEncoder, LoadOptions};
+use serde_json::Value;
+
+/// Raw logits must agree within this, relative to max(1, |reference|).
+const TOLERANCE: f64 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fixture's model directory: committed ones, or ones a setup script
+/// builds (tests/.generated, e.g. the real MiniLM weights).
+fn model_dir(name: &str) -> Option<PathBuf> {
+    let committed = fixtures().join("models").join(name);
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/.generated")
+        .join(name);
+    [committed, generated]
+        .into_iter()
+        .find(|d| d.join("config.json").is_file())
+}
+
+fn references() -> Vec<Value> {
+    let mut paths: Vec<_> = std::fs::read_dir(fixtures().join("reference"))
+        .expect("tests/fixtures/reference")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn pairs(reference: &Value) -> Vec<(String, String)> {
+    reference["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
+}
+
+fn check_fixture(reference: &Value, dir: &Path) -> Result<(), String> {
+    let name = reference["model"].as_str().unwrap();
+    let model = CrossEncoder::from_dir(dir, &LoadOptions::default())
+        .map_err(|e| format!("{name}: load failed: {e}"))?;
+    let want_labels = reference["num_labels"].as_u64().unwrap() as usize;
+    let want_max = reference["max_length"].as_u64().unwrap() as usize;
+    if model.num_labels() != want_labels || model.max_length() != want_max {
+        return Err(format!(
+            "{name}: num_labels {} / max_length {}, sentence-transformers says {want_labels} / {want_max}",
+            model.num_labels(),
+            model.max_length()
+        ));
+    }
+    let pairs = pairs(reference);
+    let encoded = model.tokenizer().encode_pairs(&pairs).map_err(|e| e.to_string())?;
+    let (want_ids, want_types) = (ids(&reference["input_ids"]), ids(&reference["token_type_ids"]));
+    for (i, e) in encoded.iter().enumerate() {
+        if e.ids != want_ids[i] {
+            return Err(format!(
+                "{name}: pair {i} {:?} token ids differ:\n got  {:?}\n want {:?}",
+                pairs[i], e.ids, want_ids[i]
+            ));
+        }
+        if e.type_ids != want_types[i] {
+            return Err(format!("{name}: pair {i} token type ids differ"));
+        }
+    }
+    // Batch size 4 mixes lengths across batches and exercises reordering.
+    let logits = model
+        .predict_logits(&pairs, 4, &mut |_, _| true)
+        .map_err(|e| format!("{name}: predict failed: {e}"))?;
+    let want: Vec<f64> = reference["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+        .collect();
+    assert_eq!(logits.len(), want.len());
+    let worst = logits
+        .iter()
+        .zip(&want)
+        .map(|(&g, &w)| (g as f64 - w).abs() / w.abs().max(1.0))
+        .fold(0.0, f64::max);
+    if worst > TOLERANCE {
+        return Err(format!("{name}: logits differ by {worst:.3e} (relative)"));
+    }
+    eprintln!("{name}: {} pairs, max relative error {worst:.2e}", pairs.len());
+    Ok(())
+}
+
+#[test]
+fn every_fixture_matches_sentence_transformers() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for reference in references() {
+        let name = reference["model"].as_str().unwrap().to_string();
+        let Some(dir) = model_dir(&name) else {
+            eprintln!("{name}: model not built here (see tests/fixtures/README.md), skipped");
+            continue;
+        };
+        let family = reference["family"].as_str().unwrap();
+        if !crossrank::models::SUPPORTED_MODEL_TYPES.contains(&family) {
+            eprintln!("{name}: model_type {family} not supported yet, skipped");
+            continue;
+        }
+        checked += 1;
+        if let Err(e) = check_fixture(&reference, &dir) {
+            failures.push(e);
+        }
+    }
+    assert!(checked >= 4, "only {checked} fixtures found");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
