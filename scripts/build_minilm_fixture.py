@@ -56,7 +56,9 @@ HEAD_FILE = "head.safetensors"
 SOURCE_FILE = "SOURCE.json"
 MAX_LENGTH = 128
 ACTIVATION = "torch.nn.modules.linear.Identity"
-DEFAULT_FIXTURE_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models" / "bert-real-minilm"
+DEFAULT_FIXTURE_DIR = (
+    Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models" / "bert-real-minilm"
+)
 BASE_SHARD = "model-00001-of-00002.safetensors"
 HEAD_SHARD = "model-00002-of-00002.safetensors"
 
@@ -67,7 +69,18 @@ _NP_TO_ST = {
     np.dtype("int64"): "I64",
     np.dtype("int32"): "I32",
 }
-_ST_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_ST_SIZE = {
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F64": 8,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
 
 
 class PackageMissing(RuntimeError):
@@ -123,8 +136,11 @@ def write_safetensors(path: Path, tensors: dict, metadata: dict | None = None) -
         a = np.ascontiguousarray(tensors[name])
         dtype = np.dtype(a.dtype.name)  # native-order twin, the key of _NP_TO_ST
         b = a.astype(dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _NP_TO_ST[dtype], "shape": list(a.shape),
-                        "data_offsets": [offset, offset + len(b)]}
+        header[name] = {
+            "dtype": _NP_TO_ST[dtype],
+            "shape": list(a.shape),
+            "data_offsets": [offset, offset + len(b)],
+        }
         offset += len(b)
         blobs.append(b)
     with open(path, "wb") as f:
@@ -150,7 +166,8 @@ def _copy_with_prefix(src: Path, dst: Path, prefix: str) -> tuple[list[str], int
         fi.seek(data_start)
         shutil.copyfileobj(fi, fo, 1 << 20)
     size = sum(
-        int(np.prod(header[k]["shape"], dtype=np.int64)) * _ST_SIZE[header[k]["dtype"]] for k in names
+        int(np.prod(header[k]["shape"], dtype=np.int64)) * _ST_SIZE[header[k]["dtype"]]
+        for k in names
     )
     return [prefix + k for k in names], size
 
@@ -182,7 +199,10 @@ def build(out_dir, fixture_dir=None, package_dir=None, verify: bool = True) -> P
     )
     weight_map = {k: BASE_SHARD for k in base_names}
     weight_map.update({k: HEAD_SHARD for k in head_names})
-    index = {"metadata": {"total_size": base_size + head_size}, "weight_map": dict(sorted(weight_map.items()))}
+    index = {
+        "metadata": {"total_size": base_size + head_size},
+        "weight_map": dict(sorted(weight_map.items())),
+    }
     _write_json(out / "model.safetensors.index.json", index)
 
     config = json.loads((pkg / "config.json").read_text(encoding="utf-8"))
@@ -207,11 +227,17 @@ def _write_json(path: Path, obj) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out_dir")
     ap.add_argument("--fixture-dir", default=None, help=f"holds {HEAD_FILE} + {SOURCE_FILE}")
-    ap.add_argument("--package-dir", default=None, help="the package's model/ folder (default: find it)")
-    ap.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the package weights")
+    ap.add_argument(
+        "--package-dir", default=None, help="the package's model/ folder (default: find it)"
+    )
+    ap.add_argument(
+        "--no-verify", action="store_true", help="skip the sha256 check of the package weights"
+    )
     args = ap.parse_args(argv)
     try:
         out = build(args.out_dir, args.fixture_dir, args.package_dir, verify=not args.no_verify)

