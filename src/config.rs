@@ -118,7 +118,10 @@ impl ModelConfig {
     }
 
     pub fn usize(&self, key: &str) -> Option<usize> {
-        self.raw.get(key).and_then(Value::as_u64).map(|n| n as usize)
+        self.raw
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
     }
 
     pub fn f64(&self, key: &str) -> Option<f64> {

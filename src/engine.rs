@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::models::{self, CrossEncoderModel, LoadSpec, PackedBatch};
+use crate::ops::profile::{time, Op};
 use crate::tokenizer::{EncodedPair, PairTokenizer};
 use crate::weights::WeightFiles;
 
@@ -136,7 +137,7 @@ impl CrossEncoder {
         if batch_size == 0 {
             return Err(Error::invalid_input("batch_size must be at least 1"));
         }
-        let encoded = self.tokenizer.encode_pairs(pairs)?;
+        let encoded = time(Op::Tokenize, || self.tokenizer.encode_pairs(pairs))?;
         let labels = self.num_labels();
         let mut logits = vec![0f32; pairs.len() * labels];
         let batches = length_sorted_batches(&encoded, batch_size);

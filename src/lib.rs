@@ -10,6 +10,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod hub;
 pub mod models;
 pub mod ops;
 pub mod tokenizer;

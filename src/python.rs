@@ -3,6 +3,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
@@ -30,16 +33,58 @@ fn to_py_err(e: Error) -> PyErr {
 
 /// Runs core work with the GIL released, turning errors into Python
 /// exceptions and panics into `RuntimeError` (never a crash).
+/// The work runs inside this process's own rayon pool (see [`pool`]).
 fn run_detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, Error> + Send,
 ) -> PyResult<T> {
-    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(work)));
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| pool().install(work))));
     match outcome {
         Ok(result) => result.map_err(to_py_err),
         Err(panic) => Err(panic_error(panic)),
     }
 }
+
+/// This process's rayon pool, with the pid that built it.
+static POOL: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+
+/// The rayon pool all native work runs in: one per process.
+///
+/// rayon's global pool does not survive `fork()`: the child inherits the
+/// pool's bookkeeping but none of its threads, so the first parallel call in
+/// a forked child (e.g. a `multiprocessing` "fork" worker of a parent that
+/// already scored something) waits forever. Keying the pool by pid gives a
+/// forked child a fresh pool of its own on first use.
+fn pool() -> Arc<rayon::ThreadPool> {
+    let pid = std::process::id();
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, pool)) = slot.as_ref() {
+        if *owner == pid {
+            return Arc::clone(pool);
+        }
+    }
+    // A pool inherited through fork: its threads do not exist in this
+    // process, and dropping it could wait on them, so it is leaked.
+    if let Some(inherited) = slot.take() {
+        std::mem::forget(inherited);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("crossrank-{i}"))
+        .build()
+        .map(Arc::new)
+        .unwrap_or_else(|e| panic!("cannot start crossrank's thread pool: {e}"));
+    *slot = Some((pid, Arc::clone(&pool)));
+    pool
+}
+
+/// Messages from a running `predict_logits` to the calling thread.
+enum Event {
+    /// After each batch: (batches done, batches in all).
+    Progress(usize, usize),
+}
+
+/// How often the calling thread looks for Ctrl-C while a batch runs.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 fn panic_error(panic: Box<dyn std::any::Any + Send>) -> PyErr {
     let what = panic
@@ -54,6 +99,10 @@ fn panic_error(panic: Box<dyn std::any::Any + Send>) -> PyErr {
 #[pyclass(frozen, name = "NativeCrossEncoder", module = "crossrank._crossrank")]
 struct NativeCrossEncoder {
     inner: CrossEncoder,
+    /// The load arguments, for pickling (`__reduce__` reloads from disk).
+    path: PathBuf,
+    num_labels: Option<usize>,
+    config_overrides: Option<String>,
 }
 
 #[pymethods]
@@ -67,22 +116,56 @@ impl NativeCrossEncoder {
         max_length: Option<usize>,
         config_overrides: Option<String>,
     ) -> PyResult<Self> {
-        let config_overrides = config_overrides
-            .map(|s| serde_json::from_str(&s))
+        let overrides = config_overrides
+            .as_deref()
+            .map(serde_json::from_str)
             .transpose()
             .map_err(|e| PyValueError::new_err(format!("config_kwargs: {e}")))?;
         let options = LoadOptions {
             num_labels,
             max_length,
-            config_overrides,
+            config_overrides: overrides,
         };
-        let inner = run_detached(py, || CrossEncoder::from_dir(&path, &options))?;
-        Ok(Self { inner })
+        let inner = run_detached(py, || {
+            // At load time a tensor error means weights that do not fit the
+            // config (a missing layer, a wrong shape): a broken model.
+            CrossEncoder::from_dir(&path, &options).map_err(|e| match e {
+                Error::Tensor(_) => Error::invalid_model(format!(
+                    "cannot load the model in {}: {e}",
+                    path.display()
+                )),
+                other => other,
+            })
+        })?;
+        Ok(Self {
+            inner,
+            path,
+            num_labels,
+            config_overrides,
+        })
+    }
+
+    /// Pickles as "load it again from the same directory, same settings".
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (PathBuf, Option<usize>, usize, Option<String>))> {
+        let this = slf.get();
+        let args = (
+            this.path.clone(),
+            this.num_labels,
+            this.inner.max_length(),
+            this.config_overrides.clone(),
+        );
+        Ok((slf.get_type().into_any(), args))
     }
 
     /// Raw logits, float32 `(len(pairs), num_labels)`, in input order.
     /// `progress(done, total)` is called after each batch; an exception it
-    /// raises (or Ctrl-C) stops the call.
+    /// raises (or Ctrl-C) stops the call after the batch in flight.
+    ///
+    /// The model runs in the process's pool with the GIL released; the
+    /// calling thread stays free to run the callback and to look for Ctrl-C
+    /// (Python runs signal handlers on the main thread only).
     #[pyo3(signature = (pairs, batch_size=32, progress=None))]
     fn predict_logits<'py>(
         &self,
@@ -91,24 +174,61 @@ impl NativeCrossEncoder {
         batch_size: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let mut stop_reason: Option<PyErr> = None;
         let labels = self.inner.num_labels();
         let n = pairs.len();
-        let result = run_detached(py, || {
-            let mut on_batch = |done: usize, total: usize| {
-                Python::attach(|py| {
-                    let outcome = py.check_signals().and_then(|_| match &progress {
-                        Some(cb) => cb.call1(py, (done, total)).map(drop),
-                        None => Ok(()),
+        let mut stop_reason: Option<PyErr> = None;
+        let outcome = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let stop = AtomicBool::new(false);
+                let (events, received) = mpsc::channel::<Event>();
+                let mut result: Option<Result<Vec<f32>, Error>> = None;
+                let slot = &mut result;
+                let (inner, pairs, stop_flag) = (&self.inner, &pairs, &stop);
+                pool().in_place_scope(|scope| {
+                    scope.spawn(move |_| {
+                        let mut on_batch = |done: usize, total: usize| {
+                            // The receiver lives until the scope ends.
+                            let _ = events.send(Event::Progress(done, total));
+                            !stop_flag.load(Ordering::Relaxed)
+                        };
+                        *slot = Some(inner.predict_logits(pairs, batch_size, &mut on_batch));
                     });
-                    outcome.map_err(|e| stop_reason = Some(e)).is_ok()
-                })
-            };
-            self.inner.predict_logits(&pairs, batch_size, &mut on_batch)
+                    // The calling thread: callbacks and signals, until the
+                    // job drops its sender.
+                    loop {
+                        let event = match received.recv_timeout(SIGNAL_POLL) {
+                            Ok(event) => Some(event),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        };
+                        if stop_reason.is_some() {
+                            continue; // stopping: wait for the batch in flight
+                        }
+                        let outcome = Python::attach(|py| {
+                            py.check_signals()?;
+                            match (&event, &progress) {
+                                (Some(Event::Progress(done, total)), Some(cb)) => {
+                                    cb.call1(py, (*done, *total)).map(drop)
+                                }
+                                _ => Ok(()),
+                            }
+                        });
+                        if let Err(err) = outcome {
+                            stop_reason = Some(err);
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                });
+                result
+            }))
         });
-        let logits = match (result, stop_reason) {
-            (_, Some(err)) => return Err(err),
-            (result, None) => result?,
+        if let Some(err) = stop_reason {
+            return Err(err);
+        }
+        let logits = match outcome {
+            Ok(Some(result)) => result.map_err(to_py_err)?,
+            Ok(None) => return Err(PyRuntimeError::new_err("crossrank internal error: no result")),
+            Err(panic) => return Err(panic_error(panic)),
         };
         let array = Array2::from_shape_vec((n, labels), logits)
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
@@ -192,5 +312,130 @@ fn _crossrank(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeCrossEncoder>()?;
     m.add("SUPPORTED_MODEL_TYPES", SUPPORTED_MODEL_TYPES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(hub_resolve, m)?)?;
     Ok(())
+}
+
+/// Download progress for `hub_resolve`, on the calling thread: for a file of
+/// at least `min_bytes`, `factory(filename, total_bytes)` makes a bar
+/// (`update(n)`, `close()`, as `tqdm` has). Ctrl-C, or an exception from the
+/// bar, stops the download.
+struct PyDownloadProgress<'a> {
+    factory: Option<Py<PyAny>>,
+    min_bytes: u64,
+    bar: Option<Py<PyAny>>,
+    stop_reason: &'a mut Option<PyErr>,
+}
+
+impl PyDownloadProgress<'_> {
+    fn keep_going(&mut self, outcome: PyResult<()>) -> bool {
+        match outcome {
+            Ok(()) => true,
+            Err(err) => {
+                self.stop_reason.get_or_insert(err);
+                false
+            }
+        }
+    }
+}
+
+impl crate::hub::DownloadProgress for PyDownloadProgress<'_> {
+    fn start(&mut self, file: &str, size: u64) -> bool {
+        let outcome = Python::attach(|py| {
+            py.check_signals()?;
+            if let (Some(factory), true) = (&self.factory, size >= self.min_bytes) {
+                self.bar = Some(factory.call1(py, (file, size))?);
+            }
+            Ok(())
+        });
+        self.keep_going(outcome)
+    }
+
+    fn advance(&mut self, bytes: u64) -> bool {
+        let outcome = Python::attach(|py| {
+            py.check_signals()?;
+            match &self.bar {
+                Some(bar) => bar.call_method1(py, "update", (bytes,)).map(drop),
+                None => Ok(()),
+            }
+        });
+        self.keep_going(outcome)
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            // A bar that fails to close is not worth failing a download for.
+            Python::attach(|py| drop(bar.call_method0(py, "close")));
+        }
+    }
+}
+
+/// Resolves a Hugging Face Hub model id to its snapshot directory in the
+/// hub cache, downloading the files the model needs (see `crate::hub`).
+/// `token`: None (HF_TOKEN or the saved token), True (the same, required),
+/// False (none) or the token. Returns `(directory, repo_id, commit,
+/// warnings)`.
+///
+/// Runs on the calling thread with the GIL released (not in the compute
+/// pool), so that Ctrl-C is seen while a file downloads.
+#[pyfunction]
+#[pyo3(signature = (model_id, cache_dir=None, revision=None, token=None,
+                    local_files_only=false, progress=None, progress_min_bytes=0))]
+#[allow(clippy::too_many_arguments)]
+fn hub_resolve(
+    py: Python<'_>,
+    model_id: String,
+    cache_dir: Option<PathBuf>,
+    revision: Option<String>,
+    token: Option<Bound<'_, PyAny>>,
+    local_files_only: bool,
+    progress: Option<Py<PyAny>>,
+    progress_min_bytes: u64,
+) -> PyResult<(PathBuf, String, String, Vec<String>)> {
+    use crate::hub::{HubOptions, Token};
+    let token = match token {
+        None => Token::Auto,
+        Some(t) if t.is_instance_of::<pyo3::types::PyBool>() => {
+            if t.extract::<bool>()? {
+                Token::Required
+            } else {
+                Token::Disabled
+            }
+        }
+        Some(t) => Token::Value(t.extract::<String>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err("token must be a str, a bool or None")
+        })?),
+    };
+    let options = HubOptions {
+        cache_dir,
+        revision,
+        token,
+        local_files_only,
+        endpoint: None,
+    };
+    let mut stop_reason: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            let mut reporter = PyDownloadProgress {
+                factory: progress,
+                min_bytes: progress_min_bytes,
+                bar: None,
+                stop_reason: &mut stop_reason,
+            };
+            crate::hub::resolve(&model_id, &options, Some(&mut reporter))
+        }))
+    });
+    if let Some(err) = stop_reason {
+        return Err(err);
+    }
+    let resolved = match outcome {
+        Ok(result) => result.map_err(to_py_err)?,
+        Err(panic) => return Err(panic_error(panic)),
+    };
+    Ok((
+        resolved.dir,
+        resolved.repo_id,
+        resolved.commit,
+        resolved.warnings,
+    ))
 }

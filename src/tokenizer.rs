@@ -12,7 +12,8 @@ use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{
-    AddedToken, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+    truncate_encodings, AddedToken, PostProcessor, Tokenizer, TruncationDirection,
+    TruncationParams, TruncationStrategy,
 };
 
 use crate::config::read_json;
@@ -30,7 +31,9 @@ pub struct EncodedPair {
 }
 
 pub struct PairTokenizer {
+    /// Its own truncation stays off: [`encode_pair`] truncates.
     inner: RwLock<Tokenizer>,
+    truncation: RwLock<Option<TruncationParams>>,
     /// `model_max_length` from tokenizer_config.json, when it sets a limit.
     pub model_max_length: Option<usize>,
 }
@@ -43,9 +46,8 @@ impl PairTokenizer {
         let json = dir.join("tokenizer.json");
         let vocab = dir.join("vocab.txt");
         let tokenizer = if json.is_file() {
-            Tokenizer::from_file(&json).map_err(|e| {
-                Error::invalid_model(format!("cannot load {}: {e}", json.display()))
-            })?
+            Tokenizer::from_file(&json)
+                .map_err(|e| Error::invalid_model(format!("cannot load {}: {e}", json.display())))?
         } else if vocab.is_file() {
             wordpiece_from_vocab(&vocab, &config)?
         } else {
@@ -61,6 +63,7 @@ impl PairTokenizer {
             .map(|n| n as usize);
         Ok(Self {
             inner: RwLock::new(tokenizer),
+            truncation: RwLock::new(None),
             model_max_length,
         })
     }
@@ -70,12 +73,13 @@ impl PairTokenizer {
     pub fn set_max_length(&self, max_length: usize) -> Result<()> {
         let mut tok = self.inner.write().unwrap_or_else(|e| e.into_inner());
         tok.with_padding(None);
-        tok.with_truncation(Some(TruncationParams {
+        tok.with_truncation(None)?;
+        *self.truncation.write().unwrap_or_else(|e| e.into_inner()) = Some(TruncationParams {
             max_length,
             strategy: TruncationStrategy::LongestFirst,
             stride: 0,
             direction: TruncationDirection::Right,
-        }))?;
+        });
         Ok(())
     }
 
@@ -83,18 +87,22 @@ impl PairTokenizer {
         self.read().get_vocab_size(true)
     }
 
-    /// A copy of the underlying tokenizer, for inspection.
+    /// A copy of the underlying tokenizer with the truncation in use, for
+    /// inspection.
     pub fn to_json(&self) -> Result<String> {
-        Ok(self.read().to_string(false)?)
+        let mut tok = self.read().clone();
+        tok.with_truncation(self.truncation())?;
+        Ok(tok.to_string(false)?)
     }
 
     /// Tokenises pairs in parallel on the current rayon pool.
     pub fn encode_pairs<S: AsRef<str> + Sync>(&self, pairs: &[(S, S)]) -> Result<Vec<EncodedPair>> {
         let tok = self.read();
+        let truncation = self.truncation();
         pairs
             .par_iter()
             .map(|(a, b)| {
-                let enc = tok.encode_fast((a.as_ref(), b.as_ref()), true)?;
+                let enc = encode_pair(&tok, a.as_ref(), b.as_ref(), truncation.as_ref())?;
                 Ok(EncodedPair {
                     ids: enc.get_ids().to_vec(),
                     type_ids: enc.get_type_ids().to_vec(),
@@ -106,6 +114,39 @@ impl PairTokenizer {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tokenizer> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn truncation(&self) -> Option<TruncationParams> {
+        self.truncation.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Encodes a pair as `Tokenizer::encode` does, but truncates after
+/// tokenising both texts in full. tokenizers >= 0.23 stops tokenising each
+/// text early when truncation is on, so `longest_first` then compares the
+/// cut lengths and may give the odd token to the wrong text; Python's
+/// tokenizers (what sentence-transformers runs) compare the full lengths.
+fn encode_pair(
+    tok: &Tokenizer,
+    first: &str,
+    second: &str,
+    truncation: Option<&TruncationParams>,
+) -> Result<tokenizers::Encoding> {
+    let first = tok.encode_fast(first, false)?;
+    let mut second = tok.encode_fast(second, false)?;
+    // The type id `Tokenizer::encode` gives the second text.
+    second.set_type_ids(vec![1; second.len()]);
+    let (first, second) = match truncation {
+        Some(params) => {
+            let added = tok.get_post_processor().map_or(0, |p| p.added_tokens(true));
+            let params = TruncationParams {
+                max_length: params.max_length.saturating_sub(added),
+                ..params.clone()
+            };
+            truncate_encodings(first, Some(second), &params)?
+        }
+        None => (first, Some(second)),
+    };
+    Ok(tok.post_process(first, second, true)?)
 }
 
 /// The name of a special token in tokenizer_config.json / special_tokens_map,
@@ -144,9 +185,8 @@ fn wordpiece_from_vocab(vocab: &Path, config: &Value) -> Result<Tokenizer> {
         .build()
         .map_err(|e| Error::invalid_model(format!("cannot read {}: {e}", vocab.display())))?;
     let id = |t: &str| {
-        model_token_id(&model, t).ok_or_else(|| {
-            Error::invalid_model(format!("{} has no token {t:?}", vocab.display()))
-        })
+        model_token_id(&model, t)
+            .ok_or_else(|| Error::invalid_model(format!("{} has no token {t:?}", vocab.display())))
     };
     let (sep_id, cls_id) = (id(&sep)?, id(&cls)?);
     let lowercase = config

@@ -8,4 +8,4 @@
 from ._crossrank import SUPPORTED_MODEL_TYPES, __version__
 from .cross_encoder import CrossEncoder
 
-__all__ = ["CrossEncoder", "SUPPORTED_MODEL_TYPES", "__version__"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__"]

@@ -7,6 +7,9 @@ array; both are supported.
 
 from __future__ import annotations
 
+import importlib
+import logging
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -27,7 +30,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
         x = x[:, None]
     shifted = x - x.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
 class NamedActivation:
@@ -50,6 +53,10 @@ class NamedActivation:
     def __hash__(self) -> int:
         return hash(self.torch_path)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The NumPy functions include lambdas: pickle by name instead.
+        return (from_saved_name, (self.name,))
+
 
 ACTIVATIONS: dict[str, NamedActivation] = {
     a.name: a
@@ -64,39 +71,73 @@ ACTIVATIONS: dict[str, NamedActivation] = {
 _BY_TORCH_PATH = {a.torch_path: a for a in ACTIVATIONS.values()}
 
 
-def from_saved_name(name: str) -> Callable[..., Any]:
-    """The activation for a short name from the native layer, or a saved torch class path."""
+def from_saved_name(
+    name: str, num_labels: int = 1, trust_remote_code: bool = True
+) -> Callable[..., Any]:
+    """The activation for a short name from the native layer, or a saved class path.
+
+    As sentence-transformers does, a saved path outside ``torch.`` is only imported with
+    ``trust_remote_code=True``; otherwise a warning is logged and the default activation
+    (Sigmoid for one label, Identity otherwise) is used.
+    """
     if name in ACTIVATIONS:
         return ACTIVATIONS[name]
     if name in _BY_TORCH_PATH:
         return _BY_TORCH_PATH[name]
+    if not name.startswith("torch.") and not trust_remote_code:
+        logging.getLogger("sentence_transformers.cross_encoder.CrossEncoder").warning(
+            "Activation function path '%s' is not trusted, using default activation function "
+            "instead. Please load the CrossEncoder with `trust_remote_code=True` to allow loading "
+            "custom activation functions via the configuration.", name)
+        return ACTIVATIONS["sigmoid" if num_labels == 1 else "identity"]
     # An activation class we have no NumPy twin for: import it as sentence-transformers does.
     module_name, _, class_name = name.rpartition(".")
     try:
-        import importlib
-
-        return getattr(importlib.import_module(module_name), class_name)()
+        return getattr(importlib.import_module(module_name), class_name)()  # type: ignore[no-any-return]
     except Exception as exc:  # noqa: BLE001 - report what was saved and why it failed
         raise ValueError(
             f"the model's saved activation function {name!r} is not one crossrank knows "
-            f"(known: {sorted(_BY_TORCH_PATH)}) and could not be imported: {exc}"
+            f"(known: {sorted(_BY_TORCH_PATH)}) and could not be imported: {exc}. Pass "
+            "activation_fn= to choose one."
         ) from exc
 
 
 def apply(fn: Callable[..., Any] | None, logits: np.ndarray) -> np.ndarray:
-    """Applies an activation to float32 logits; torch modules get a torch tensor."""
+    """Applies an activation to float32 logits ``(N, num_labels)``.
+
+    A NumPy twin runs directly. A torch module or torch function gets a torch tensor, as in
+    sentence-transformers. Any other callable gets the NumPy array; should it fail on one
+    while torch is loaded, it is tried once more with a tensor.
+    """
     if fn is None:
         return logits
     if isinstance(fn, NamedActivation):
         return fn(logits)
-    if _is_torch_module(fn):
-        import torch
+    if _is_torch_callable(fn):
+        return _apply_torch(fn, logits)
+    try:
+        out = fn(logits)
+    except Exception:
+        if "torch" not in sys.modules:
+            raise
+        try:
+            return _apply_torch(fn, logits)
+        except Exception:  # noqa: BLE001 - the NumPy error is the one to report
+            pass
+        raise
+    return _to_float32(out)
 
-        with torch.no_grad():
-            out = fn(torch.from_numpy(np.ascontiguousarray(logits)))
-        return out.float().numpy()
-    out = fn(logits)
-    if hasattr(out, "detach"):  # a torch tensor from a callable
+
+def _apply_torch(fn: Callable[..., Any], logits: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = fn(torch.from_numpy(np.ascontiguousarray(logits)))
+    return _to_float32(out)
+
+
+def _to_float32(out: Any) -> np.ndarray:
+    if hasattr(out, "detach"):  # a torch tensor
         out = out.detach().float().cpu().numpy()
     return np.asarray(out, dtype=np.float32)
 
@@ -105,5 +146,11 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return _softmax(x).astype(np.float32, copy=False)
 
 
-def _is_torch_module(fn: object) -> bool:
-    return any(c.__module__.startswith("torch.nn") for c in type(fn).__mro__)
+def _is_torch_callable(fn: object) -> bool:
+    """A torch module instance, or a function from torch (``torch.sigmoid``...)."""
+    if "torch" not in sys.modules:
+        return False
+    if any(c.__module__.startswith("torch.nn") for c in type(fn).__mro__):
+        return True
+    module = getattr(fn, "__module__", None) or ""
+    return module == "torch" or module.startswith("torch.")

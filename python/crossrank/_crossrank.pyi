@@ -2,6 +2,8 @@
 
 from collections.abc import Callable
 from os import PathLike
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +26,9 @@ class NativeCrossEncoder:
         progress: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[np.float32]: ...
     def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
+    def __reduce__(
+        self,
+    ) -> tuple[type[NativeCrossEncoder], tuple[str, int | None, int, str | None]]: ...
     def tokenizer_json(self) -> str: ...
     @property
     def num_labels(self) -> int: ...
@@ -47,3 +52,19 @@ class NativeCrossEncoder:
     def source(self) -> str: ...
     @property
     def warnings(self) -> list[str]: ...
+
+def hub_resolve(
+    model_id: str,
+    cache_dir: str | PathLike[str] | None = None,
+    revision: str | None = None,
+    token: bool | str | None = None,
+    local_files_only: bool = False,
+    progress: Callable[[str, int], Any] | None = None,
+    progress_min_bytes: int = 0,
+) -> tuple[Path, str, str, list[str]]:
+    """Resolves a hub model id to its snapshot directory in the hub cache.
+
+    Returns ``(directory, repo_id, commit, warnings)``. ``progress(filename, total_bytes)``
+    makes a bar with ``update(n)`` and ``close()`` for files of at least
+    ``progress_min_bytes``.
+    """

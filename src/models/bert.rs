@@ -3,11 +3,12 @@
 
 use candle_core::Tensor;
 
-use super::encoder::{load_or_init_linear, EncoderDims, Embeddings, PostNormLayer, Table};
+use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, PostNormLayer, Table};
 use super::{CrossEncoderModel, LoadSpec, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::ops::kernels::{bias_activation, gather_rows};
+use crate::ops::profile::{time, Op};
 use crate::ops::{with_f32, Activation, LayerNorm, Linear};
 
 pub struct Bert {
@@ -78,7 +79,12 @@ impl Bert {
 }
 
 /// `classifier(tanh(pooler(x[first tokens])))`, BERT's head.
-pub fn pooled_head(x: &Tensor, batch: &PackedBatch, pooler: &Linear, classifier: &Linear) -> Result<Vec<f32>> {
+pub fn pooled_head(
+    x: &Tensor,
+    batch: &PackedBatch,
+    pooler: &Linear,
+    classifier: &Linear,
+) -> Result<Vec<f32>> {
     let first = gather_rows(x, &batch.first_tokens())?;
     let pooled = pooler.matmul(&first)?;
     bias_activation(&pooled, pooler.bias.as_deref(), Activation::Tanh)?;
@@ -92,7 +98,9 @@ impl CrossEncoderModel for Bert {
         for layer in &self.layers {
             x = layer.forward(&x, &batch.cu_seqlens)?;
         }
-        pooled_head(&x, batch, &self.pooler, &self.classifier)
+        time(Op::Head, || {
+            pooled_head(&x, batch, &self.pooler, &self.classifier)
+        })
     }
 
     fn num_labels(&self) -> usize {
@@ -104,7 +112,10 @@ impl CrossEncoderModel for Bert {
     }
 
     fn max_positions(&self) -> usize {
-        self.embeddings.position.as_ref().map_or(usize::MAX, |t| t.rows)
+        self.embeddings
+            .position
+            .as_ref()
+            .map_or(usize::MAX, |t| t.rows)
     }
 
     fn num_layers(&self) -> usize {
@@ -115,4 +126,3 @@ impl CrossEncoderModel for Bert {
         self.dims.hidden
     }
 }
-

@@ -6,10 +6,13 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::PackedBatch;
+use super::{LoadSpec, PackedBatch};
 use crate::error::{Error, Result};
-use crate::ops::kernels::bias_activation;
-use crate::ops::{matrix, packed_attention, to_vec, Activation, AttentionSpec, LayerNorm, Linear};
+use crate::ops::kernels::{bias_activation, gather_rows};
+use crate::ops::profile::{time, Op};
+use crate::ops::{
+    matrix, packed_attention, to_vec, with_f32, Activation, AttentionSpec, LayerNorm, Linear,
+};
 
 /// An embedding table kept as a plain row-major buffer for gathers.
 pub struct Table {
@@ -61,9 +64,49 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
+    /// Loads embeddings stored under BERT's names (`word_embeddings`,
+    /// `position_embeddings`, `token_type_embeddings` when present,
+    /// `LayerNorm`), `width` columns wide. BERT, RoBERTa, ELECTRA and
+    /// DistilBERT (which has no token types) all store them so.
+    pub fn load_bert_names(
+        vb: &VarBuilder,
+        width: usize,
+        eps: f64,
+        position_offset: usize,
+    ) -> Result<Self> {
+        let token_type = if vb.contains_tensor("token_type_embeddings.weight") {
+            Some(Table::load(vb, "token_type_embeddings.weight", width)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            word: Table::load(vb, "word_embeddings.weight", width)?,
+            position: Some(Table::load(vb, "position_embeddings.weight", width)?),
+            token_type,
+            norm: LayerNorm::load(&vb.pp("LayerNorm"), width, eps)?,
+            position_offset,
+        })
+    }
+
     pub fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
-        let cols = self.word.cols;
         let positions = batch.positions(self.position_offset);
+        self.forward_at(batch, &positions, &batch.type_ids)
+    }
+
+    /// Embeds with the caller's position indices and token types, for
+    /// families that do not use `0..len` and the tokenizer's types (RoBERTa:
+    /// positions skip padding ids, token types are always 0).
+    pub fn forward_at(
+        &self,
+        batch: &PackedBatch,
+        positions: &[usize],
+        type_ids: &[u32],
+    ) -> Result<Tensor> {
+        time(Op::Embeddings, || self.gather(batch, positions, type_ids))
+    }
+
+    fn gather(&self, batch: &PackedBatch, positions: &[usize], type_ids: &[u32]) -> Result<Tensor> {
+        let cols = self.word.cols;
         for &id in &batch.ids {
             if id as usize >= self.word.rows {
                 return Err(Error::invalid_input(format!(
@@ -84,19 +127,17 @@ impl Embeddings {
             }
         }
         let mut out = vec![0f32; batch.num_tokens() * cols];
-        out.par_chunks_mut(cols)
-            .enumerate()
-            .for_each(|(t, row)| {
-                row.copy_from_slice(self.word.row(batch.ids[t] as usize));
-                if let Some(table) = &self.position {
-                    add(row, table.row(positions[t]));
-                }
-                if let Some(table) = &self.token_type {
-                    let ty = (batch.type_ids[t] as usize).min(table.rows - 1);
-                    add(row, table.row(ty));
-                }
-                self.norm.normalize_row(row);
-            });
+        out.par_chunks_mut(cols).enumerate().for_each(|(t, row)| {
+            row.copy_from_slice(self.word.row(batch.ids[t] as usize));
+            if let Some(table) = &self.position {
+                add(row, table.row(positions[t]));
+            }
+            if let Some(table) = &self.token_type {
+                let ty = (type_ids[t] as usize).min(table.rows - 1);
+                add(row, table.row(ty));
+            }
+            self.norm.normalize_row(row);
+        });
         matrix(out, batch.num_tokens(), cols)
     }
 }
@@ -165,17 +206,27 @@ impl PostNormLayer {
 
     pub fn forward(&self, x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
         let qkv = self.qkv.matmul(x)?;
-        bias_activation(&qkv, self.qkv.bias.as_deref(), Activation::Identity)?;
-        let context = packed_attention(&qkv, cu_seqlens, &self.attention)?;
+        time(Op::BiasActivation, || {
+            bias_activation(&qkv, self.qkv.bias.as_deref(), Activation::Identity)
+        })?;
+        let context = time(Op::Attention, || {
+            packed_attention(&qkv, cu_seqlens, &self.attention)
+        })?;
         drop(qkv);
         let attended = self.attn_out.matmul(&context)?;
-        self.attn_norm
-            .add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)?;
+        time(Op::ResidualNorm, || {
+            self.attn_norm
+                .add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)
+        })?;
         let inner = self.ffn_in.matmul(&attended)?;
-        bias_activation(&inner, self.ffn_in.bias.as_deref(), self.act)?;
+        time(Op::BiasActivation, || {
+            bias_activation(&inner, self.ffn_in.bias.as_deref(), self.act)
+        })?;
         let out = self.ffn_out.matmul(&inner)?;
-        self.ffn_norm
-            .add_residual_inplace(&out, self.ffn_out.bias.as_deref(), &attended)?;
+        time(Op::ResidualNorm, || {
+            self.ffn_norm
+                .add_residual_inplace(&out, self.ffn_out.bias.as_deref(), &attended)
+        })?;
         Ok(out)
     }
 }
@@ -207,7 +258,11 @@ pub fn load_or_init_linear(
         prefix_of(vb)
     ));
     let weight = seeded_normal(out_features * in_features, 0.02);
-    let weight = Tensor::from_vec(weight, (out_features, in_features), &candle_core::Device::Cpu)?;
+    let weight = Tensor::from_vec(
+        weight,
+        (out_features, in_features),
+        &candle_core::Device::Cpu,
+    )?;
     Linear::from_weight(&weight, Some(vec![0.0; out_features]))
 }
 
@@ -227,4 +282,46 @@ fn seeded_normal(n: usize, std: f32) -> Vec<f32> {
             std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
         })
         .collect()
+}
+
+/// The sequence-classification head of the BERT-like families, on each
+/// sequence's first token: `out(act(dense(x[first])))`. RoBERTa's
+/// `classifier.dense` / `out_proj` use tanh, ELECTRA's exact GELU,
+/// DistilBERT's `pre_classifier` / `classifier` ReLU.
+pub struct ClassificationHead {
+    pub dense: Linear,
+    pub act: Activation,
+    pub out: Linear,
+}
+
+impl ClassificationHead {
+    /// Loads both layers; each may be missing from a bare encoder and then
+    /// follows [`load_or_init_linear`]'s rule.
+    pub fn load(
+        dense: &VarBuilder,
+        out: &VarBuilder,
+        hidden: usize,
+        act: Activation,
+        spec: &mut LoadSpec<'_>,
+    ) -> Result<Self> {
+        let allow = spec.allow_new_head;
+        Ok(Self {
+            dense: load_or_init_linear(dense, hidden, hidden, allow, spec.warnings)?,
+            act,
+            out: load_or_init_linear(out, hidden, spec.num_labels, allow, spec.warnings)?,
+        })
+    }
+
+    /// Raw logits, `[num_sequences * num_labels]`.
+    pub fn forward(&self, x: &Tensor, batch: &PackedBatch) -> Result<Vec<f32>> {
+        let first = gather_rows(x, &batch.first_tokens())?;
+        let hidden = self.dense.matmul(&first)?;
+        bias_activation(&hidden, self.dense.bias.as_deref(), self.act)?;
+        let logits = self.out.forward(&hidden)?;
+        with_f32(&logits, |d| d.to_vec())
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.out.out_features
+    }
 }

@@ -3,7 +3,12 @@
 //! place that decides which family a config needs.
 
 pub mod bert;
+pub mod deberta_v2;
+pub mod distilbert;
+pub mod electra;
 pub mod encoder;
+pub mod modernbert;
+pub mod roberta;
 
 use candle_nn::VarBuilder;
 
@@ -12,7 +17,16 @@ use crate::error::{Error, Result};
 use crate::tokenizer::EncodedPair;
 
 /// The `model_type`s crossrank can run.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "distilbert",
+    "electra",
+    "modernbert",
+    "deberta-v2",
+];
 
 /// A batch of tokenised pairs packed end to end: no padding anywhere.
 #[derive(Clone, Debug, Default)]
@@ -101,6 +115,11 @@ pub fn weight_prefix(model_type: &str) -> &'static str {
 pub fn load(spec: LoadSpec<'_>) -> Result<Box<dyn CrossEncoderModel>> {
     match spec.config.model_type.as_str() {
         "bert" => Ok(Box::new(bert::Bert::load(spec)?)),
+        "roberta" | "xlm-roberta" | "camembert" => Ok(Box::new(roberta::Roberta::load(spec)?)),
+        "distilbert" => Ok(Box::new(distilbert::DistilBert::load(spec)?)),
+        "electra" => Ok(Box::new(electra::Electra::load(spec)?)),
+        "modernbert" => Ok(Box::new(modernbert::ModernBert::load(spec)?)),
+        "deberta-v2" => Ok(Box::new(deberta_v2::DebertaV2::load(spec)?)),
         other => Err(Error::UnsupportedModel {
             model_type: other.to_string(),
             supported: SUPPORTED_MODEL_TYPES,

@@ -32,14 +32,18 @@ impl AttentionSpec {
 
 /// A raw pointer that may cross threads: tasks write disjoint regions.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(crate) struct SharedOut(pub(crate) *mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 /// `qkv`: `[tokens, 3 * heads * head_dim]`, query | key | value blocks,
 /// biases already added. `cu_seqlens`: sequence boundaries, starting at 0
 /// and ending at `tokens`. Returns the context `[tokens, heads * head_dim]`.
-pub fn packed_attention(qkv: &Tensor, cu_seqlens: &[usize], spec: &AttentionSpec) -> Result<Tensor> {
+pub fn packed_attention(
+    qkv: &Tensor,
+    cu_seqlens: &[usize],
+    spec: &AttentionSpec,
+) -> Result<Tensor> {
     let tokens = qkv.dim(0)?;
     let hidden = spec.heads * spec.head_dim;
     let mut out = vec![0f32; tokens * hidden];

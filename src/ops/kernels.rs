@@ -166,7 +166,9 @@ impl LayerNorm {
         let cols = x.dim(1)?;
         with_f32_mut(x, |data| {
             data.par_chunks_mut(cols * ROWS_PER_TASK).for_each(|chunk| {
-                chunk.chunks_mut(cols).for_each(|row| self.normalize_row(row))
+                chunk
+                    .chunks_mut(cols)
+                    .for_each(|row| self.normalize_row(row))
             })
         })
     }
@@ -217,4 +219,100 @@ pub fn gather_rows(x: &Tensor, rows: &[usize]) -> Result<Tensor> {
         out
     })?;
     super::matrix(out, rows.len(), cols)
+}
+
+/// `act(x[:, :n] + b[:n]) * (x[:, n:] + b[n:])` for `x` of width `2n`: the
+/// gated linear unit of GeGLU / SwiGLU feed-forwards (ModernBERT's `Wi`
+/// output chunked into input and gate). Returns a new `[rows, n]` tensor.
+pub fn gated_activation(x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Result<Tensor> {
+    let (rows, cols) = x.dims2()?;
+    if !cols.is_multiple_of(2) {
+        return Err(Error::invalid_model(format!(
+            "a gated activation needs an even width, got {cols}"
+        )));
+    }
+    let n = cols / 2;
+    let (input_bias, gate_bias) = match bias {
+        Some(b) => (Some(&b[..n]), Some(&b[n..])),
+        None => (None, None),
+    };
+    let mut out = vec![0f32; rows * n];
+    with_f32(x, |data| {
+        out.par_chunks_mut(n * ROWS_PER_TASK)
+            .zip(data.par_chunks(cols * ROWS_PER_TASK))
+            .for_each(|(out_chunk, in_chunk)| {
+                for (o, row) in out_chunk.chunks_mut(n).zip(in_chunk.chunks(cols)) {
+                    o.copy_from_slice(&row[..n]);
+                    act.apply_row(o, input_bias);
+                    match gate_bias {
+                        Some(b) => o
+                            .iter_mut()
+                            .zip(&row[n..])
+                            .zip(b)
+                            .for_each(|((o, g), b)| *o *= g + b),
+                        None => o.iter_mut().zip(&row[n..]).for_each(|(o, g)| *o *= g),
+                    }
+                }
+            })
+    })?;
+    super::matrix(out, rows, n)
+}
+
+/// `y += bias + residual` in place: the residual connection of pre-norm
+/// layers, where no normalisation follows.
+pub fn add_residual_inplace(y: &Tensor, bias: Option<&[f32]>, residual: &Tensor) -> Result<()> {
+    let cols = y.dim(1)?;
+    if residual.dims() != y.dims() {
+        return Err(Error::invalid_model("residual shape mismatch"));
+    }
+    with_f32(residual, |res| {
+        with_f32_mut(y, |data| {
+            data.par_chunks_mut(cols * ROWS_PER_TASK)
+                .zip(res.par_chunks(cols * ROWS_PER_TASK))
+                .for_each(|(chunk, res_chunk)| match bias {
+                    Some(b) => {
+                        for (row, res_row) in chunk.chunks_mut(cols).zip(res_chunk.chunks(cols)) {
+                            for ((x, r), b) in row.iter_mut().zip(res_row).zip(b) {
+                                *x += r + b;
+                            }
+                        }
+                    }
+                    None => chunk.iter_mut().zip(res_chunk).for_each(|(x, r)| *x += r),
+                })
+        })
+    })?
+}
+
+impl LayerNorm {
+    /// `norm(x)` into a new tensor, leaving `x` as it is (pre-norm layers
+    /// keep `x` as their residual).
+    pub fn forward_new(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, cols) = x.dims2()?;
+        let mut out = with_f32(x, |d| d.to_vec())?;
+        out.par_chunks_mut(cols * ROWS_PER_TASK).for_each(|chunk| {
+            chunk
+                .chunks_mut(cols)
+                .for_each(|row| self.normalize_row(row))
+        });
+        super::matrix(out, rows, cols)
+    }
+}
+
+/// The mean of each sequence's rows: `out[i] = mean(x[cu[i]..cu[i + 1]])`
+/// (mean pooling over the real tokens of packed sequences).
+pub fn mean_rows(x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+    let cols = x.dim(1)?;
+    let sequences = cu_seqlens.len().saturating_sub(1);
+    let mut out = vec![0f32; sequences * cols];
+    with_f32(x, |data| {
+        out.par_chunks_mut(cols).enumerate().for_each(|(s, acc)| {
+            let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
+            for row in data[start * cols..end * cols].chunks(cols) {
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            let n = (end - start).max(1) as f32;
+            acc.iter_mut().for_each(|a| *a /= n);
+        })
+    })?;
+    super::matrix(out, sequences, cols)
 }

@@ -66,7 +66,7 @@ impl Linear {
 
     /// `x @ W^T` without the bias.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?)
+        super::profile::time(super::profile::Op::Matmul, || Ok(x.matmul(&self.weight_t)?))
     }
 
     /// `x @ W^T + b`.

@@ -93,7 +93,10 @@ mod tests {
         while x < 80.0 {
             let want = (x as f64).exp();
             let got = exp(x) as f64;
-            assert!(((got - want) / want).abs() < 3e-7, "exp({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}) = {got}, want {want}"
+            );
             x += 0.0137;
         }
         assert_eq!(exp(-200.0), exp(-87.3));
@@ -104,7 +107,10 @@ mod tests {
     fn tanh_and_erf_match_reference() {
         let mut x = -6.0f32;
         while x < 6.0 {
-            assert!((tanh(x) as f64 - (x as f64).tanh()).abs() < 3e-7, "tanh({x})");
+            assert!(
+                (tanh(x) as f64 - (x as f64).tanh()).abs() < 3e-7,
+                "tanh({x})"
+            );
             if x.abs() < 3.0 {
                 assert!((erf(x) as f64 - erf_f64(x as f64)).abs() < 3e-7, "erf({x})");
             }

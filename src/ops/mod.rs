@@ -7,6 +7,8 @@ pub mod attention;
 pub mod kernels;
 pub mod linear;
 pub mod math;
+pub mod profile;
+pub mod rotary;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
@@ -38,7 +40,9 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 
 /// Copies a (small) tensor into a plain vector: biases, norms.
 pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+    Ok(t.flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?)
 }
 
 /// Wraps a buffer as a `[rows, cols]` tensor without copying.

@@ -1,0 +1,646 @@
+//! DeBERTa-v2 (and v3, which shares the code) for sequence classification,
+//! as HF transformers computes it: BERT-like post-norm layers whose
+//! attention adds disentangled relative-position terms (content->position
+//! `c2p` and position->content `p2c`, over log-bucketed relative
+//! distances), an optional convolution after the first layer, and a
+//! context pooler (`act(dense(x[first]))`) before the classifier.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+use serde_json::Value;
+
+use super::encoder::{ClassificationHead, EncoderDims, Embeddings, PostNormLayer, Table};
+use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::ops::attention::{softmax_in_place, SharedOut};
+use crate::ops::kernels::bias_activation;
+use crate::ops::profile::{time, Op};
+use crate::ops::{matrix, to_vec, with_f32, Activation, AttentionSpec, LayerNorm, Linear};
+
+/// DeBERTa's relative positions: `i - j`, log-bucketed beyond
+/// `position_buckets / 2` when buckets are on, then shifted by `span` into
+/// the `2 * span` rows of the relative embedding table.
+#[derive(Clone, Debug)]
+struct RelativePositions {
+    /// `position_buckets`; 0 or less: no bucketing.
+    buckets: i64,
+    /// `max_relative_positions`, or `max_position_embeddings` when below 1.
+    max_relative: i64,
+    /// HF's `att_span`.
+    span: usize,
+}
+
+impl RelativePositions {
+    fn from_config(c: &ModelConfig) -> Self {
+        let max_positions = c.usize("max_position_embeddings").unwrap_or(512) as i64;
+        let max_relative = c
+            .raw
+            .get("max_relative_positions")
+            .and_then(Value::as_i64)
+            .filter(|&m| m >= 1)
+            .unwrap_or(max_positions);
+        let buckets = c.raw.get("position_buckets").and_then(Value::as_i64).unwrap_or(-1);
+        let span = if buckets > 0 { buckets } else { max_relative } as usize;
+        Self {
+            buckets,
+            max_relative,
+            span,
+        }
+    }
+
+    /// `make_log_bucket_position` for one relative position, in float32
+    /// as PyTorch computes it (the `ceil` makes the rounding matter).
+    fn bucket(&self, rel: i64) -> i64 {
+        let mid = self.buckets / 2;
+        if self.buckets <= 0 || rel.abs() <= mid {
+            return rel;
+        }
+        let ratio = rel.abs() as f32 / mid as f32;
+        let max_ratio = ((self.max_relative - 1) as f64 / mid as f64) as f32;
+        let log_pos = (ratio.ln() / max_ratio.ln() * (mid - 1) as f32).ceil() + mid as f32;
+        log_pos as i64 * rel.signum()
+    }
+
+    /// The relative-embedding rows every `(i, j)` of sequences up to
+    /// `max_len` tokens reads, indexed by `i - j + max_len - 1`.
+    fn for_batch(&self, max_len: usize) -> RelativeIndex {
+        let last = 2 * self.span as i64 - 1;
+        let row = |bucket: i64| (bucket + self.span as i64).clamp(0, last) as usize;
+        let deltas = || 1 - max_len as i64..max_len as i64;
+        RelativeIndex {
+            // c2p: query i reads the key-position row of bucket(i - j).
+            c2p: deltas().map(|d| row(self.bucket(d))).collect(),
+            // p2c: key j reads the query-position row of -bucket(j - i).
+            p2c: deltas().map(|d| row(-self.bucket(-d))).collect(),
+            max_len,
+        }
+    }
+}
+
+/// Relative-embedding rows per `i - j`, for one batch.
+struct RelativeIndex {
+    c2p: Vec<usize>,
+    p2c: Vec<usize>,
+    max_len: usize,
+}
+
+impl RelativeIndex {
+    /// The entries that `i - j` of a `len`-token sequence reach.
+    fn window<'a>(&self, table: &'a [usize], len: usize) -> &'a [usize] {
+        &table[self.max_len - len..self.max_len + len - 1]
+    }
+}
+
+/// The relative embeddings projected for one layer's heads, `[2 * span,
+/// hidden]` each: constant, so computed once at load time.
+struct PositionProjections {
+    /// Keys for `c2p` (`key_proj` when `share_att_key`, else `pos_key_proj`).
+    key: Option<Vec<f32>>,
+    /// Queries for `p2c` (`query_proj` or `pos_query_proj`).
+    query: Option<Vec<f32>>,
+}
+
+/// One layer: BERT's post-norm structure with DeBERTa's weight names and,
+/// with relative attention on, the disentangled attention.
+struct Layer {
+    base: PostNormLayer,
+    positions: Option<PositionProjections>,
+}
+
+/// What the layers share from the config.
+struct Settings {
+    dims: EncoderDims,
+    c2p: bool,
+    p2c: bool,
+    share_att_key: bool,
+}
+
+impl Settings {
+    fn from_config(c: &ModelConfig) -> Result<Self> {
+        let mut dims = EncoderDims::from_bert_config(c)?;
+        dims.eps = c.f64("layer_norm_eps").unwrap_or(1e-7);
+        let types = pos_att_types(c)?;
+        Ok(Self {
+            dims,
+            c2p: types.iter().any(|t| t == "c2p"),
+            p2c: types.iter().any(|t| t == "p2c"),
+            share_att_key: c.bool("share_att_key").unwrap_or(false),
+        })
+    }
+
+    /// `1 / sqrt(head_dim * (1 + number of relative terms))`: DeBERTa
+    /// divides every term of the score by the same, larger scale.
+    fn attention(&self) -> Result<AttentionSpec> {
+        let head_dim = self.dims.head_dim()?;
+        let factor = 1 + self.c2p as usize + self.p2c as usize;
+        let mut spec = AttentionSpec::new(self.dims.heads, head_dim);
+        spec.scale = 1.0 / ((head_dim * factor) as f32).sqrt();
+        Ok(spec)
+    }
+}
+
+/// `pos_att_type`: a list, or the older `"p2c|c2p"` string.
+fn pos_att_types(c: &ModelConfig) -> Result<Vec<String>> {
+    let types = match c.raw.get("pos_att_type") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::String(s)) => s.split('|').map(|t| t.trim().to_lowercase()).collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(other) => {
+            return Err(Error::invalid_model(format!("pos_att_type {other} is not understood")))
+        }
+    };
+    if let Some(t) = types.iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c")) {
+        return Err(Error::invalid_model(format!(
+            "pos_att_type {t:?} is not supported (DeBERTa-v2 knows c2p and p2c)"
+        )));
+    }
+    Ok(types)
+}
+
+impl Layer {
+    fn load(vb: &VarBuilder, cfg: &Settings, relative: Option<&Tensor>) -> Result<Self> {
+        let (h, d) = (cfg.dims.hidden, &cfg.dims);
+        let attn = vb.pp("attention");
+        let own = attn.pp("self");
+        let query = Linear::load(&own.pp("query_proj"), h, h)?;
+        let key = Linear::load(&own.pp("key_proj"), h, h)?;
+        let value = Linear::load(&own.pp("value_proj"), h, h)?;
+        let positions = match relative {
+            None => None,
+            Some(rel) => {
+                let project = |on: bool, shared: &Linear, name: &str| -> Result<Option<Vec<f32>>> {
+                    if !on {
+                        return Ok(None);
+                    }
+                    let out = match cfg.share_att_key {
+                        true => shared.forward(rel)?,
+                        false => Linear::load(&own.pp(name), h, h)?.forward(rel)?,
+                    };
+                    Ok(Some(to_vec(&out)?))
+                };
+                Some(PositionProjections {
+                    key: project(cfg.c2p, &key, "pos_key_proj")?,
+                    query: project(cfg.p2c, &query, "pos_query_proj")?,
+                })
+            }
+        };
+        let out = attn.pp("output");
+        let base = PostNormLayer {
+            qkv: Linear::fuse(&[query, key, value])?,
+            attn_out: Linear::load(&out.pp("dense"), h, h)?,
+            attn_norm: LayerNorm::load(&out.pp("LayerNorm"), h, d.eps)?,
+            ffn_in: Linear::load(&vb.pp("intermediate").pp("dense"), h, d.intermediate)?,
+            ffn_out: Linear::load(&vb.pp("output").pp("dense"), d.intermediate, h)?,
+            ffn_norm: LayerNorm::load(&vb.pp("output").pp("LayerNorm"), h, d.eps)?,
+            act: d.act,
+            attention: cfg.attention()?,
+        };
+        Ok(Self { base, positions })
+    }
+
+    fn forward(&self, x: &Tensor, cu_seqlens: &[usize], index: Option<&RelativeIndex>) -> Result<Tensor> {
+        let (Some(positions), Some(index)) = (&self.positions, index) else {
+            return self.base.forward(x, cu_seqlens);
+        };
+        let b = &self.base;
+        let qkv = b.qkv.matmul(x)?;
+        bias_activation(&qkv, b.qkv.bias.as_deref(), Activation::Identity)?;
+        let attention = Disentangled {
+            spec: &b.attention,
+            pos_key: positions.key.as_deref(),
+            pos_query: positions.query.as_deref(),
+            index,
+        };
+        let context = time(Op::Attention, || attention.run(&qkv, cu_seqlens))?;
+        drop(qkv);
+        // The rest of the layer, as in PostNormLayer::forward.
+        let attended = b.attn_out.matmul(&context)?;
+        b.attn_norm.add_residual_inplace(&attended, b.attn_out.bias.as_deref(), x)?;
+        let inner = b.ffn_in.matmul(&attended)?;
+        bias_activation(&inner, b.ffn_in.bias.as_deref(), b.act)?;
+        let out = b.ffn_out.matmul(&inner)?;
+        b.ffn_norm.add_residual_inplace(&out, b.ffn_out.bias.as_deref(), &attended)?;
+        Ok(out)
+    }
+}
+
+/// Disentangled self-attention over packed sequences:
+/// `softmax(scale * (q k^T + c2p + p2c)) v` per sequence and head, where
+/// `c2p[i, j] = q_i . pos_key[c2p row of i - j]` and
+/// `p2c[i, j] = k_j . pos_query[p2c row of i - j]`. Each (sequence, head)
+/// is one rayon task, as in [`crate::ops::packed_attention`].
+struct Disentangled<'a> {
+    spec: &'a AttentionSpec,
+    pos_key: Option<&'a [f32]>,
+    pos_query: Option<&'a [f32]>,
+    index: &'a RelativeIndex,
+}
+
+/// Per-task scratch buffers.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    relative: Vec<f32>,
+}
+
+impl Disentangled<'_> {
+    fn run(&self, qkv: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+        let tokens = qkv.dim(0)?;
+        let hidden = self.spec.heads * self.spec.head_dim;
+        let mut out = vec![0f32; tokens * hidden];
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        with_f32(qkv, |qkv| {
+            let tasks: Vec<(usize, usize)> = (0..cu_seqlens.len() - 1)
+                .flat_map(|s| (0..self.spec.heads).map(move |h| (s, h)))
+                .collect();
+            tasks.par_iter().for_each_init(Scratch::default, |scratch, &(s, h)| {
+                let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
+                // SAFETY: each task writes only rows start..end, columns of head h.
+                unsafe { self.attend_one(qkv, out_ptr, start, end - start, h, scratch) }
+            });
+        })?;
+        matrix(out, tokens, hidden)
+    }
+
+    unsafe fn attend_one(
+        &self,
+        qkv: &[f32],
+        out: SharedOut,
+        start: usize,
+        len: usize,
+        head: usize,
+        scratch: &mut Scratch,
+    ) {
+        let d = self.spec.head_dim;
+        let hidden = self.spec.heads * d;
+        let row = 3 * hidden;
+        let q = qkv.as_ptr().add(start * row + head * d);
+        let k = q.add(hidden);
+        let v = q.add(2 * hidden);
+        let scores = &mut scratch.scores;
+        scores.clear();
+        scores.resize(len * len, 0.0);
+        gemm_nt(len, len, d, scores.as_mut_ptr(), q, row, k, row, self.spec.scale);
+        let terms = [
+            (self.pos_key, q, &self.index.c2p, false),
+            (self.pos_query, k, &self.index.p2c, true),
+        ];
+        for (table, content, rows, by_key) in terms {
+            let Some(table) = table else { continue };
+            let rows = self.index.window(rows, len);
+            let lo = *rows.iter().min().unwrap_or(&0);
+            let width = rows.iter().max().map_or(0, |hi| hi + 1 - lo);
+            // relative[t, r] = scale * content_t . table[lo + r], only over
+            // the rows this sequence reaches.
+            let relative = &mut scratch.relative;
+            relative.clear();
+            relative.resize(len * width, 0.0);
+            let positions = table.as_ptr().add(lo * hidden + head * d);
+            gemm_nt(len, width, d, relative.as_mut_ptr(), content, row, positions, hidden, self.spec.scale);
+            for (i, score_row) in scores.chunks_mut(len).enumerate() {
+                for (j, s) in score_row.iter_mut().enumerate() {
+                    let r = rows[i + len - 1 - j] - lo;
+                    let t = if by_key { j } else { i };
+                    *s += relative[t * width + r];
+                }
+            }
+        }
+        for r in scores.chunks_mut(len) {
+            softmax_in_place(r);
+        }
+        // out = P V, written into this head's columns.
+        gemm(
+            len,
+            d,
+            len,
+            out.0.add(start * hidden + head * d),
+            1,
+            hidden as isize,
+            false,
+            scores.as_ptr(),
+            1,
+            len as isize,
+            v,
+            1,
+            row as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// `dst[m, n] = scale * a[m, k] . b[n, k]^T`, with `a` and `b` rows `a_rs` /
+/// `b_rs` apart and `dst` row-major, `n` wide.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    a: *const f32,
+    a_rs: usize,
+    b: *const f32,
+    b_rs: usize,
+    scale: f32,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        false,
+        a,
+        1,
+        a_rs as isize,
+        b,
+        b_rs as isize,
+        1,
+        0.0,
+        scale,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
+}
+
+/// The `ConvLayer` of checkpoints with `conv_kernel_size > 0` (DeBERTa-v2
+/// xlarge): after the first layer, `norm(layer_out + act(conv1d(embeddings)))`,
+/// the convolution zero-padded at each sequence's ends.
+struct ConvLayer {
+    /// One `[hidden, hidden]` product per kernel tap.
+    taps: Vec<Linear>,
+    bias: Vec<f32>,
+    act: Activation,
+    norm: LayerNorm,
+}
+
+impl ConvLayer {
+    fn load(vb: &VarBuilder, c: &ModelConfig, dims: &EncoderDims) -> Result<Option<Self>> {
+        let size = c.usize("conv_kernel_size").unwrap_or(0);
+        if size == 0 {
+            return Ok(None);
+        }
+        let groups = c.usize("conv_groups").unwrap_or(1);
+        if groups != 1 || size.is_multiple_of(2) {
+            return Err(Error::invalid_model(format!(
+                "DeBERTa convolution with conv_groups {groups} / conv_kernel_size {size} is not \
+                 supported (one group, odd size are)"
+            )));
+        }
+        let h = dims.hidden;
+        let weight = vb.get((h, h, size), "conv.weight")?;
+        let taps = (0..size)
+            .map(|j| Linear::from_weight(&weight.narrow(2, j, 1)?.squeeze(2)?, None))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Self {
+            taps,
+            bias: to_vec(&vb.get(h, "conv.bias")?)?,
+            act: Activation::from_name(c.str("conv_act").unwrap_or("tanh"))?,
+            norm: LayerNorm::load(&vb.pp("LayerNorm"), h, dims.eps)?,
+        }))
+    }
+
+    fn forward(&self, embeddings: &Tensor, residual: &Tensor, batch: &PackedBatch) -> Result<Tensor> {
+        let (tokens, h) = embeddings.dims2()?;
+        let pad = (self.taps.len() - 1) / 2;
+        let products = self
+            .taps
+            .iter()
+            .map(|tap| with_f32(&tap.matmul(embeddings)?, |d| d.to_vec()))
+            .collect::<Result<Vec<_>>>()?;
+        let bounds: Vec<(usize, usize)> = batch
+            .cu_seqlens
+            .windows(2)
+            .flat_map(|w| std::iter::repeat_n((w[0], w[1]), w[1] - w[0]))
+            .collect();
+        let mut out = vec![0f32; tokens * h];
+        out.par_chunks_mut(h).enumerate().for_each(|(t, row)| {
+            let (start, end) = bounds[t];
+            // Tap j reads token t + j - pad, when inside the sequence.
+            for (j, product) in products.iter().enumerate() {
+                let src = t + j;
+                if src >= start + pad && src < end + pad {
+                    let src = &product[(src - pad) * h..(src - pad + 1) * h];
+                    row.iter_mut().zip(src).for_each(|(o, s)| *o += s);
+                }
+            }
+        });
+        let out = matrix(out, tokens, h)?;
+        bias_activation(&out, Some(&self.bias), self.act)?;
+        self.norm.add_residual_inplace(&out, None, residual)?;
+        Ok(out)
+    }
+}
+
+pub struct DebertaV2 {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    conv: Option<ConvLayer>,
+    relative: Option<RelativePositions>,
+    head: ClassificationHead,
+    dims: EncoderDims,
+    max_positions: usize,
+}
+
+impl DebertaV2 {
+    pub fn load(mut spec: LoadSpec<'_>) -> Result<Self> {
+        let c = spec.config;
+        let cfg = Settings::from_config(c)?;
+        let (h, eps) = (cfg.dims.hidden, cfg.dims.eps);
+        check_sizes(c, &cfg.dims)?;
+        let vb = spec.weights.pp("deberta");
+        let embeddings = load_embeddings(&vb.pp("embeddings"), c, &cfg.dims)?;
+        let encoder = vb.pp("encoder");
+        let relative = c
+            .bool("relative_attention")
+            .unwrap_or(false)
+            .then(|| RelativePositions::from_config(c));
+        let rel_embeddings = match &relative {
+            Some(r) => Some(relative_embeddings(&encoder, c, r, h, eps)?),
+            None => None,
+        };
+        let layers = (0..cfg.dims.layers)
+            .map(|i| Layer::load(&encoder.pp(format!("layer.{i}")), &cfg, rel_embeddings.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let conv = ConvLayer::load(&encoder.pp("conv"), c, &cfg.dims)?;
+        let pooler_act = Activation::from_name(c.str("pooler_hidden_act").unwrap_or("gelu"))?;
+        let head = ClassificationHead::load(
+            &spec.weights.pp("pooler").pp("dense"),
+            &spec.weights.pp("classifier"),
+            h,
+            pooler_act,
+            &mut spec,
+        )?;
+        Ok(Self {
+            embeddings,
+            layers,
+            conv,
+            relative,
+            head,
+            max_positions: c.usize("max_position_embeddings").unwrap_or(512),
+            dims: cfg.dims,
+        })
+    }
+}
+
+/// Sizes HF allows in a config but that this implementation does not
+/// (embedding projection, odd head sizes), or that cannot run at all.
+fn check_sizes(c: &ModelConfig, dims: &EncoderDims) -> Result<()> {
+    let h = dims.hidden;
+    let checks = [
+        ("embedding_size", c.usize("embedding_size").unwrap_or(h), h),
+        ("attention_head_size", c.usize("attention_head_size").unwrap_or(h / dims.heads.max(1)), dims.head_dim()?),
+        ("pooler_hidden_size", c.usize("pooler_hidden_size").unwrap_or(h), h),
+    ];
+    for (key, value, want) in checks {
+        if value != want {
+            return Err(Error::invalid_model(format!(
+                "DeBERTa-v2 with {key} {value} (not {want}) is not supported"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Word (+ absolute position when `position_biased_input`, + token type
+/// when `type_vocab_size > 0`) embeddings, then LayerNorm.
+fn load_embeddings(vb: &VarBuilder, c: &ModelConfig, dims: &EncoderDims) -> Result<Embeddings> {
+    let h = dims.hidden;
+    let position = match c.bool("position_biased_input").unwrap_or(true) {
+        true => Some(Table::load(vb, "position_embeddings.weight", h)?),
+        false => None,
+    };
+    let token_type = match c.usize("type_vocab_size").unwrap_or(0) {
+        0 => None,
+        _ => Some(Table::load(vb, "token_type_embeddings.weight", h)?),
+    };
+    Ok(Embeddings {
+        word: Table::load(vb, "word_embeddings.weight", h)?,
+        position,
+        token_type,
+        norm: LayerNorm::load(&vb.pp("LayerNorm"), h, dims.eps)?,
+        position_offset: 0,
+    })
+}
+
+/// `encoder.rel_embeddings`, normalised when `norm_rel_ebd` says
+/// `layer_norm`: `[2 * span, hidden]`.
+fn relative_embeddings(
+    encoder: &VarBuilder,
+    c: &ModelConfig,
+    rel: &RelativePositions,
+    h: usize,
+    eps: f64,
+) -> Result<Tensor> {
+    let table = Table::load(encoder, "rel_embeddings.weight", h)?;
+    if table.rows != 2 * rel.span {
+        return Err(Error::invalid_model(format!(
+            "rel_embeddings has {} rows, the config implies {}",
+            table.rows,
+            2 * rel.span
+        )));
+    }
+    let rel_embeddings = matrix(table.data, table.rows, h)?;
+    let norm = c.str("norm_rel_ebd").unwrap_or("none").to_lowercase();
+    if norm.split('|').any(|n| n.trim() == "layer_norm") {
+        LayerNorm::load(&encoder.pp("LayerNorm"), h, eps)?.forward_inplace(&rel_embeddings)?;
+    }
+    Ok(rel_embeddings)
+}
+
+impl CrossEncoderModel for DebertaV2 {
+    fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
+        let embedded = self.embeddings.forward(batch)?;
+        let max_len = batch.cu_seqlens.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        let index = self.relative.as_ref().map(|r| r.for_batch(max_len));
+        let mut x = embedded.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, &batch.cu_seqlens, index.as_ref())?;
+            if let (0, Some(conv)) = (i, &self.conv) {
+                x = conv.forward(&embedded, &x, batch)?;
+            }
+        }
+        time(Op::Head, || self.head.forward(&x, batch))
+    }
+
+    fn num_labels(&self) -> usize {
+        self.head.num_labels()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.embeddings.word.rows
+    }
+
+    fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    fn num_layers(&self) -> usize {
+        self.dims.layers
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.dims.hidden
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positions(buckets: i64, max_relative: i64) -> RelativePositions {
+        RelativePositions {
+            buckets,
+            max_relative,
+            span: buckets as usize,
+        }
+    }
+
+    /// Values of transformers' `make_log_bucket_position` (PyTorch, f32).
+    #[test]
+    fn log_buckets_match_transformers() {
+        let r = positions(256, 512);
+        for (rel, want) in [(0, 0), (127, 127), (129, 129), (200, 169), (-200, -169), (1000, 317)] {
+            assert_eq!(r.bucket(rel), want, "bucket({rel})");
+        }
+        let r = positions(32, 128);
+        for (rel, want) in [(16, 16), (17, 17), (40, 23), (127, 31), (3000, 54), (-3000, -54)] {
+            assert_eq!(r.bucket(rel), want, "bucket({rel})");
+        }
+    }
+
+    #[test]
+    fn exhaustive_tmp() {
+        let d: serde_json::Value = serde_json::from_slice(&std::fs::read("/tmp/buckets.json").unwrap()).unwrap();
+        for (k, v) in d.as_object().unwrap() {
+            let (b, m) = k.split_once(',').unwrap();
+            let r = positions(b.parse().unwrap(), m.parse().unwrap());
+            for (i, want) in v.as_array().unwrap().iter().enumerate() {
+                let rel = i as i64 - 3000;
+                assert_eq!(r.bucket(rel), want.as_i64().unwrap(), "{k} bucket({rel})");
+            }
+        }
+    }
+
+    #[test]
+    fn index_windows_are_centred_on_zero_distance() {
+        let r = positions(4, 16);
+        let index = r.for_batch(5);
+        assert_eq!(index.c2p.len(), 9);
+        // i - j = 0 sits at max_len - 1 and reads row `span`.
+        assert_eq!(index.c2p[4], 4);
+        assert_eq!(index.p2c[4], 4);
+        let window = index.window(&index.c2p, 2);
+        assert_eq!(window, &index.c2p[3..6]);
+    }
+}

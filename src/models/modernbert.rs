@@ -1,0 +1,392 @@
+//! ModernBERT for sequence classification, as HF transformers computes it
+//! in eager / SDPA mode: token embeddings + norm (no positions; rotary
+//! embeddings in every attention instead), pre-norm layers that alternate
+//! global attention with sliding-window local attention, a GeGLU
+//! feed-forward, a final norm, then `classifier(norm(act(dense(pool(x)))))`
+//! with CLS or mean pooling. Biases are off by default (`attention_bias`,
+//! `mlp_bias`, `norm_bias`, `classifier_bias`).
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use serde_json::Value;
+
+use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, Table};
+use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::ops::kernels::{
+    add_residual_inplace, bias_activation, gated_activation, gather_rows, mean_rows,
+};
+use crate::ops::profile::{time, Op};
+use crate::ops::rotary::{Rope, RopeTable};
+use crate::ops::{packed_attention, with_f32, Activation, AttentionSpec, LayerNorm, Linear};
+
+/// HF's defaults for the two rotary thetas (ModernBertConfig).
+const DEFAULT_GLOBAL_THETA: f64 = 160_000.0;
+const DEFAULT_LOCAL_THETA: f64 = 10_000.0;
+
+/// Which attention a layer runs: global layers see the whole sequence,
+/// local ones only tokens within `local_attention / 2` positions. Each
+/// kind has its own rotary theta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Span {
+    Global,
+    Local,
+}
+
+impl Span {
+    /// The name transformers >= 5 uses in `layer_types` and `rope_parameters`.
+    fn layer_type(self) -> &'static str {
+        match self {
+            Span::Global => "full_attention",
+            Span::Local => "sliding_attention",
+        }
+    }
+}
+
+/// How the encoder output becomes one vector per sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pooling {
+    Cls,
+    /// Mean over each sequence's real tokens.
+    Mean,
+}
+
+/// One pre-norm layer: `x += attn(attn_norm(x)); x += mlp(mlp_norm(x))`.
+struct Layer {
+    /// Absent in layer 0, whose input is already the normalised embedding.
+    attn_norm: Option<LayerNorm>,
+    qkv: Linear,
+    attn_out: Linear,
+    mlp_norm: LayerNorm,
+    /// `Wi`: input and gate halves in one product.
+    mlp_in: Linear,
+    mlp_out: Linear,
+    act: Activation,
+    attention: AttentionSpec,
+    span: Span,
+}
+
+impl Layer {
+    fn load(vb: &VarBuilder, index: usize, cfg: &Settings, span: Span) -> Result<Self> {
+        let (h, dims) = (cfg.dims.hidden, &cfg.dims);
+        let attn = vb.pp("attn");
+        let mlp = vb.pp("mlp");
+        let mut attention = AttentionSpec::new(dims.heads, dims.head_dim()?);
+        if span == Span::Local {
+            attention.half_window = Some(cfg.half_window);
+        }
+        Ok(Self {
+            attn_norm: match index {
+                0 => None,
+                _ => Some(cfg.norm(&vb.pp("attn_norm"))?),
+            },
+            qkv: Linear::load_opt_bias(&attn.pp("Wqkv"), h, 3 * h, cfg.attention_bias)?,
+            attn_out: Linear::load_opt_bias(&attn.pp("Wo"), h, h, cfg.attention_bias)?,
+            mlp_norm: cfg.norm(&vb.pp("mlp_norm"))?,
+            mlp_in: Linear::load_opt_bias(&mlp.pp("Wi"), h, 2 * dims.intermediate, cfg.mlp_bias)?,
+            mlp_out: Linear::load_opt_bias(&mlp.pp("Wo"), dims.intermediate, h, cfg.mlp_bias)?,
+            act: dims.act,
+            attention,
+            span,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, cu_seqlens: &[usize], rope: &RopeTable) -> Result<Tensor> {
+        let normed = match &self.attn_norm {
+            Some(norm) => Some(time(Op::ResidualNorm, || norm.forward_new(x))?),
+            None => None,
+        };
+        let qkv = self.qkv.matmul(normed.as_ref().unwrap_or(x))?;
+        drop(normed);
+        if let Some(bias) = &self.qkv.bias {
+            bias_activation(&qkv, Some(bias), Activation::Identity)?;
+        }
+        let context = time(Op::Attention, || {
+            rope.apply_qk(&qkv, cu_seqlens, self.attention.heads)?;
+            packed_attention(&qkv, cu_seqlens, &self.attention)
+        })?;
+        drop(qkv);
+        let attended = self.attn_out.matmul(&context)?;
+        time(Op::ResidualNorm, || {
+            add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)
+        })?;
+        let normed = time(Op::ResidualNorm, || self.mlp_norm.forward_new(&attended))?;
+        let inner = self.mlp_in.matmul(&normed)?;
+        let gated = time(Op::BiasActivation, || {
+            gated_activation(&inner, self.mlp_in.bias.as_deref(), self.act)
+        })?;
+        drop(inner);
+        let out = self.mlp_out.matmul(&gated)?;
+        time(Op::ResidualNorm, || {
+            add_residual_inplace(&out, self.mlp_out.bias.as_deref(), &attended)
+        })?;
+        Ok(out)
+    }
+}
+
+/// The config values the layers need, read once.
+struct Settings {
+    dims: EncoderDims,
+    half_window: usize,
+    attention_bias: bool,
+    mlp_bias: bool,
+    norm_bias: bool,
+}
+
+impl Settings {
+    fn from_config(c: &ModelConfig) -> Result<Self> {
+        Ok(Self {
+            dims: EncoderDims {
+                hidden: c.require("hidden_size")?,
+                heads: c.require("num_attention_heads")?,
+                intermediate: c.require("intermediate_size")?,
+                layers: c.require("num_hidden_layers")?,
+                eps: c.f64("norm_eps").unwrap_or(1e-5),
+                act: Activation::from_name(c.str("hidden_activation").unwrap_or("gelu"))?,
+            },
+            half_window: c.usize("local_attention").unwrap_or(128) / 2,
+            attention_bias: c.bool("attention_bias").unwrap_or(false),
+            mlp_bias: c.bool("mlp_bias").unwrap_or(false),
+            norm_bias: c.bool("norm_bias").unwrap_or(false),
+        })
+    }
+
+    /// A LayerNorm with or without bias, per `norm_bias`.
+    fn norm(&self, vb: &VarBuilder) -> Result<LayerNorm> {
+        match self.norm_bias {
+            true => LayerNorm::load(vb, self.dims.hidden, self.dims.eps),
+            false => LayerNorm::load_no_bias(vb, self.dims.hidden, self.dims.eps),
+        }
+    }
+}
+
+/// Each layer's span: `layer_types` (transformers >= 5) or, in older
+/// configs, global every `global_attn_every_n_layers` layers from layer 0.
+fn layer_spans(c: &ModelConfig, layers: usize) -> Result<Vec<Span>> {
+    if let Some(types) = c.raw.get("layer_types").and_then(Value::as_array) {
+        if types.len() != layers {
+            return Err(Error::invalid_model(format!(
+                "layer_types lists {} layers, num_hidden_layers is {layers}",
+                types.len()
+            )));
+        }
+        return types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("full_attention") => Ok(Span::Global),
+                Some("sliding_attention") => Ok(Span::Local),
+                _ => Err(Error::invalid_model(format!(
+                    "layer_types entry {t} is not \"full_attention\" or \"sliding_attention\""
+                ))),
+            })
+            .collect();
+    }
+    let every = c.usize("global_attn_every_n_layers").unwrap_or(3);
+    if every == 0 {
+        return Err(Error::invalid_model(
+            "global_attn_every_n_layers must be at least 1",
+        ));
+    }
+    Ok((0..layers)
+        .map(|i| {
+            if i % every == 0 {
+                Span::Global
+            } else {
+                Span::Local
+            }
+        })
+        .collect())
+}
+
+/// The rotary theta of a span: `rope_parameters[layer_type]` (transformers
+/// >= 5), else `global_rope_theta` / `local_rope_theta` (a null local theta
+/// means the global one). Only the default RoPE is implemented: scaled
+/// variants are refused rather than silently computed unscaled.
+fn rope_theta(c: &ModelConfig, span: Span) -> Result<f64> {
+    let params = c
+        .raw
+        .pointer(&format!("/rope_parameters/{}", span.layer_type()));
+    for scaling in [params, c.raw.get("rope_scaling")].into_iter().flatten() {
+        let kind = scaling
+            .get("rope_type")
+            .or_else(|| scaling.get("type"))
+            .and_then(Value::as_str);
+        if !scaling.is_null() && !matches!(kind, None | Some("default")) {
+            return Err(Error::invalid_model(format!(
+                "ModernBERT rope_type {kind:?} is not supported; only the default RoPE is"
+            )));
+        }
+    }
+    if let Some(theta) = params
+        .and_then(|p| p.get("rope_theta"))
+        .and_then(Value::as_f64)
+    {
+        return Ok(theta);
+    }
+    let global = c.f64("global_rope_theta").unwrap_or(DEFAULT_GLOBAL_THETA);
+    Ok(match (span, c.raw.get("local_rope_theta")) {
+        (Span::Global, _) => global,
+        (Span::Local, None) => DEFAULT_LOCAL_THETA,
+        (Span::Local, Some(Value::Null)) => global,
+        (Span::Local, Some(v)) => v
+            .as_f64()
+            .ok_or_else(|| Error::invalid_model(format!("local_rope_theta {v} is not a number")))?,
+    })
+}
+
+/// `ModernBertPredictionHead` then the classifier.
+struct Head {
+    pooling: Pooling,
+    dense: Linear,
+    act: Activation,
+    norm: LayerNorm,
+    classifier: Linear,
+}
+
+impl Head {
+    fn load(spec: &mut LoadSpec<'_>, cfg: &Settings) -> Result<Self> {
+        let c = spec.config;
+        let h = cfg.dims.hidden;
+        let pooling = match c.str("classifier_pooling").unwrap_or("cls") {
+            "cls" => Pooling::Cls,
+            "mean" => Pooling::Mean,
+            other => {
+                return Err(Error::invalid_model(format!(
+                    "classifier_pooling {other:?} is not \"cls\" or \"mean\""
+                )))
+            }
+        };
+        let head = spec.weights.pp("head");
+        let allow = spec.allow_new_head;
+        // A bare encoder has no head at all; load_or_init_linear refuses it
+        // unless the caller asked for a fresh one (then the norm starts at 1).
+        let dense = if head.contains_tensor("dense.weight") {
+            let bias = c.bool("classifier_bias").unwrap_or(false);
+            Linear::load_opt_bias(&head.pp("dense"), h, h, bias)?
+        } else {
+            load_or_init_linear(&head.pp("dense"), h, h, allow, spec.warnings)?
+        };
+        let norm = if head.contains_tensor("norm.weight") {
+            cfg.norm(&head.pp("norm"))?
+        } else {
+            LayerNorm {
+                weight: vec![1.0; h],
+                bias: None,
+                eps: cfg.dims.eps as f32,
+            }
+        };
+        let classifier = spec.weights.pp("classifier");
+        Ok(Self {
+            pooling,
+            dense,
+            act: Activation::from_name(c.str("classifier_activation").unwrap_or("gelu"))?,
+            norm,
+            classifier: load_or_init_linear(&classifier, h, spec.num_labels, allow, spec.warnings)?,
+        })
+    }
+
+    /// Raw logits, `[num_sequences * num_labels]`.
+    fn forward(&self, x: &Tensor, batch: &PackedBatch) -> Result<Vec<f32>> {
+        let pooled = match self.pooling {
+            Pooling::Cls => gather_rows(x, &batch.first_tokens())?,
+            Pooling::Mean => mean_rows(x, &batch.cu_seqlens)?,
+        };
+        let hidden = self.dense.matmul(&pooled)?;
+        bias_activation(&hidden, self.dense.bias.as_deref(), self.act)?;
+        self.norm.forward_inplace(&hidden)?;
+        let logits = self.classifier.forward(&hidden)?;
+        with_f32(&logits, |d| d.to_vec())
+    }
+}
+
+pub struct ModernBert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    final_norm: LayerNorm,
+    head: Head,
+    global_rope: Rope,
+    local_rope: Rope,
+    dims: EncoderDims,
+    max_positions: usize,
+}
+
+impl ModernBert {
+    pub fn load(mut spec: LoadSpec<'_>) -> Result<Self> {
+        let c = spec.config;
+        let cfg = Settings::from_config(c)?;
+        let (h, head_dim) = (cfg.dims.hidden, cfg.dims.head_dim()?);
+        let vb = spec.weights.pp("model");
+        let emb = vb.pp("embeddings");
+        let embeddings = Embeddings {
+            word: Table::load(&emb, "tok_embeddings.weight", h)?,
+            position: None,
+            token_type: None,
+            norm: cfg.norm(&emb.pp("norm"))?,
+            position_offset: 0,
+        };
+        let spans = layer_spans(c, cfg.dims.layers)?;
+        let layers = spans
+            .iter()
+            .enumerate()
+            .map(|(i, &span)| Layer::load(&vb.pp(format!("layers.{i}")), i, &cfg, span))
+            .collect::<Result<Vec<_>>>()?;
+        let final_norm = cfg.norm(&vb.pp("final_norm"))?;
+        let head = Head::load(&mut spec, &cfg)?;
+        Ok(Self {
+            embeddings,
+            layers,
+            final_norm,
+            head,
+            global_rope: Rope::new(head_dim, rope_theta(c, Span::Global)?)?,
+            local_rope: Rope::new(head_dim, rope_theta(c, Span::Local)?)?,
+            max_positions: c.usize("max_position_embeddings").unwrap_or(8192),
+            dims: cfg.dims,
+        })
+    }
+}
+
+impl CrossEncoderModel for ModernBert {
+    fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
+        let mut x = self.embeddings.forward(batch)?;
+        let max_len = batch
+            .cu_seqlens
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(0);
+        let global = self.global_rope.table(max_len);
+        let local = self.local_rope.table(max_len);
+        for layer in &self.layers {
+            let rope = match layer.span {
+                Span::Global => &global,
+                Span::Local => &local,
+            };
+            x = layer.forward(&x, &batch.cu_seqlens, rope)?;
+        }
+        self.final_norm.forward_inplace(&x)?;
+        time(Op::Head, || self.head.forward(&x, batch))
+    }
+
+    fn num_labels(&self) -> usize {
+        self.head.classifier.out_features
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.embeddings.word.rows
+    }
+
+    /// Rotary positions have no table; this is the length the model was
+    /// trained for (`max_position_embeddings`).
+    fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    fn num_layers(&self) -> usize {
+        self.dims.layers
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.dims.hidden
+    }
+}
