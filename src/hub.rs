@@ -36,9 +36,83 @@ use crate::weights::{shard_names, WEIGHT_CANDIDATES};
 /// The hub used when `HF_ENDPOINT` is not set.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
-/// The organisation a bare model name is also looked up in (as
-/// sentence-transformers 6.x does for cross-encoders).
+/// The organisation a bare model name is looked up in first (as
+/// sentence-transformers 6.x does for cross-encoders), then the bare name.
 pub const FALLBACK_ORGANIZATION: &str = "cross-encoder";
+
+/// Bare names sentence-transformers does not prefix (its
+/// `ORIGINAL_TRANSFORMER_MODELS`, the hub's original canonical models): these
+/// are tried as they are first.
+pub const ORIGINAL_TRANSFORMER_MODELS: &[&str] = &[
+    "albert-base-v1",
+    "albert-base-v2",
+    "albert-large-v1",
+    "albert-large-v2",
+    "albert-xlarge-v1",
+    "albert-xlarge-v2",
+    "albert-xxlarge-v1",
+    "albert-xxlarge-v2",
+    "bert-base-cased-finetuned-mrpc",
+    "bert-base-cased",
+    "bert-base-chinese",
+    "bert-base-german-cased",
+    "bert-base-german-dbmdz-cased",
+    "bert-base-german-dbmdz-uncased",
+    "bert-base-multilingual-cased",
+    "bert-base-multilingual-uncased",
+    "bert-base-uncased",
+    "bert-large-cased-whole-word-masking-finetuned-squad",
+    "bert-large-cased-whole-word-masking",
+    "bert-large-cased",
+    "bert-large-uncased-whole-word-masking-finetuned-squad",
+    "bert-large-uncased-whole-word-masking",
+    "bert-large-uncased",
+    "camembert-base",
+    "ctrl",
+    "distilbert-base-cased-distilled-squad",
+    "distilbert-base-cased",
+    "distilbert-base-german-cased",
+    "distilbert-base-multilingual-cased",
+    "distilbert-base-uncased-distilled-squad",
+    "distilbert-base-uncased-finetuned-sst-2-english",
+    "distilbert-base-uncased",
+    "distilgpt2",
+    "distilroberta-base",
+    "gpt2-large",
+    "gpt2-medium",
+    "gpt2-xl",
+    "gpt2",
+    "openai-gpt",
+    "roberta-base-openai-detector",
+    "roberta-base",
+    "roberta-large-mnli",
+    "roberta-large-openai-detector",
+    "roberta-large",
+    "t5-11b",
+    "t5-3b",
+    "t5-base",
+    "t5-large",
+    "t5-small",
+    "transfo-xl-wt103",
+    "xlm-clm-ende-1024",
+    "xlm-clm-enfr-1024",
+    "xlm-mlm-100-1280",
+    "xlm-mlm-17-1280",
+    "xlm-mlm-en-2048",
+    "xlm-mlm-ende-1024",
+    "xlm-mlm-enfr-1024",
+    "xlm-mlm-enro-1024",
+    "xlm-mlm-tlm-xnli15-1024",
+    "xlm-mlm-xnli15-1024",
+    "xlm-roberta-base",
+    "xlm-roberta-large-finetuned-conll02-dutch",
+    "xlm-roberta-large-finetuned-conll02-spanish",
+    "xlm-roberta-large-finetuned-conll03-english",
+    "xlm-roberta-large-finetuned-conll03-german",
+    "xlm-roberta-large",
+    "xlnet-base-cased",
+    "xlnet-large-cased",
+];
 
 /// Tokenizer files fetched when the repository has them.
 pub const TOKENIZER_FILES: &[&str] = &[
@@ -205,7 +279,7 @@ pub fn resolve_with_env(
         }
     }
     let error = not_found.expect("at least one candidate");
-    Err(error.into_error_tried(model_id, &candidates[1..], &settings))
+    Err(error.into_error_tried(model_id, &candidates, &settings))
 }
 
 /// The snapshot directory a commit of `repo_id` has in `cache_dir`.
@@ -231,7 +305,10 @@ pub fn missing_model_files(dir: &Path) -> Vec<String> {
     if !dir.join(CONFIG_FILE).is_file() {
         missing.push(CONFIG_FILE.to_string());
     }
-    match WEIGHT_CANDIDATES.iter().find(|name| dir.join(name).is_file()) {
+    match WEIGHT_CANDIDATES
+        .iter()
+        .find(|name| dir.join(name).is_file())
+    {
         None => missing.push(format!("weights (one of {})", WEIGHT_CANDIDATES.join(", "))),
         Some(name) if name.ends_with(".index.json") => match read_index(&dir.join(name)) {
             Ok(shards) => missing.extend(shards.into_iter().filter(|s| !dir.join(s).is_file())),
@@ -266,7 +343,11 @@ impl Settings {
             }
             Ok(home_dir(env)?.join(".cache").join("huggingface"))
         };
-        let cache_dir = match (&options.cache_dir, var("HF_HUB_CACHE"), var("HUGGINGFACE_HUB_CACHE")) {
+        let cache_dir = match (
+            &options.cache_dir,
+            var("HF_HUB_CACHE"),
+            var("HUGGINGFACE_HUB_CACHE"),
+        ) {
             (Some(dir), _, _) => expand_user(&dir.to_string_lossy(), env),
             (None, Some(dir), _) | (None, None, Some(dir)) => expand_user(&dir, env),
             (None, None, None) => hf_home()?.join("hub"),
@@ -274,9 +355,7 @@ impl Settings {
         let token = match &options.token {
             Token::Disabled => None,
             Token::Value(t) => Some(t.trim().to_string()).filter(|t| !t.is_empty()),
-            Token::Auto if var("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| truthy(&v)) => {
-                None
-            }
+            Token::Auto if var("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| truthy(&v)) => None,
             Token::Auto | Token::Required => {
                 let token = var("HF_TOKEN")
                     .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
@@ -406,12 +485,20 @@ fn validate_repo_id(id: &str) -> Result<()> {
     }
 }
 
+/// The repositories a model id may name, in the order they are tried: a bare
+/// name is `cross-encoder/<name>` first (as sentence-transformers 6.x reads
+/// it), then the bare name (as 5.x does); the hub's original bare models the
+/// other way round.
 fn candidate_ids(model_id: &str) -> Vec<String> {
-    let mut ids = vec![model_id.to_string()];
-    if !model_id.contains('/') {
-        ids.push(format!("{FALLBACK_ORGANIZATION}/{model_id}"));
+    if model_id.contains('/') {
+        return vec![model_id.to_string()];
     }
-    ids
+    let prefixed = format!("{FALLBACK_ORGANIZATION}/{model_id}");
+    if ORIGINAL_TRANSFORMER_MODELS.contains(&model_id.to_ascii_lowercase().as_str()) {
+        vec![model_id.to_string(), prefixed]
+    } else {
+        vec![prefixed, model_id.to_string()]
+    }
 }
 
 fn model_repo(repo_id: &str, revision: &str) -> Repo {
@@ -477,7 +564,7 @@ fn resolve_cached(
         match cache_lookup(&settings.cache_dir, id, &settings.revision) {
             CacheState::Complete(resolved) => return Ok(resolved),
             CacheState::Incomplete { dir, missing } => {
-                incomplete.get_or_insert((dir, missing));
+                incomplete.get_or_insert((id, dir, missing));
             }
             CacheState::Missing => {}
         }
@@ -487,15 +574,14 @@ fn resolve_cached(
         r => format!(" at revision {r:?}"),
     };
     let what = match incomplete {
-        Some((dir, missing)) => format!(
-            "the cached copy of {:?}{revision} in {} is incomplete (missing {})",
-            candidates[0],
+        Some((id, dir, missing)) => format!(
+            "the cached copy of {id:?}{revision} in {} is incomplete (missing {})",
             dir.display(),
             missing.join(", ")
         ),
         None => format!(
-            "{:?}{revision} is not in the cache at {}",
-            candidates[0],
+            "{}{revision} is not in the cache at {}",
+            quoted_list(candidates).replace(", ", " or "),
             settings.cache_dir.display()
         ),
     };
@@ -598,10 +684,15 @@ struct Listed {
 enum InfoError {
     /// 404, or 401 with `X-Error-Code: RepoNotFound` (the hub's answer to an
     /// anonymous request for a missing or private repository).
-    NotFound { status: u16 },
+    NotFound {
+        status: u16,
+    },
     RevisionNotFound,
     /// 401/403 for a repository that exists (gated, private).
-    Denied { status: u16, code: Option<String> },
+    Denied {
+        status: u16,
+        code: Option<String>,
+    },
     /// No answer (connection, DNS, TLS, timeout) or a server error.
     Unreachable(String),
     Invalid(String),
@@ -618,7 +709,8 @@ impl InfoError {
             InfoError::NotFound { status } => {
                 let also = match also {
                     [] => String::new(),
-                    ids => format!(" (also tried {})", quoted_list(ids)),
+                    [only] if only == id => String::new(),
+                    ids => format!(" (tried {})", quoted_list(ids)),
                 };
                 let token_hint = if settings.token.is_some() {
                     "the token in use does not give access to it"
@@ -648,7 +740,10 @@ impl InfoError {
 }
 
 fn quoted_list(ids: &[String]) -> String {
-    ids.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn denied_message(id: &str, status: u16, code: Option<String>, settings: &Settings) -> String {
@@ -755,7 +850,11 @@ fn plan_files(id: &str, settings: &Settings, info: &RepoInfo) -> Result<Vec<Stri
     let listing = || {
         let names: Vec<&str> = info.files.keys().map(String::as_str).take(30).collect();
         let more = info.files.len().saturating_sub(names.len());
-        let more = if more > 0 { format!(", ... ({more} more)") } else { String::new() };
+        let more = if more > 0 {
+            format!(", ... ({more} more)")
+        } else {
+            String::new()
+        };
         format!("{}{more}", names.join(", "))
     };
     let at = format!("{id:?} (revision {:?})", settings.revision);
@@ -808,7 +907,11 @@ fn fetch_snapshot(
     };
     let mut downloaded = Vec::new();
     let mut fetch = |file: &str, progress: &mut dyn DownloadProgress| -> Result<()> {
-        if fetcher.ensure(file, info.files.get(file).cloned().unwrap_or_default(), progress)? {
+        if fetcher.ensure(
+            file,
+            info.files.get(file).cloned().unwrap_or_default(),
+            progress,
+        )? {
             downloaded.push(file.to_string());
         }
         Ok(())
@@ -868,7 +971,10 @@ impl Fetcher<'_> {
         progress: &mut dyn DownloadProgress,
     ) -> Result<bool> {
         if !is_safe_relative(file) {
-            return Err(Error::Hub(format!("{:?}: unsafe file name {file:?}", self.id)));
+            return Err(Error::Hub(format!(
+                "{:?}: unsafe file name {file:?}",
+                self.id
+            )));
         }
         let pointer = self.snapshot.join(file);
         if is_cached(&pointer, listed.size) {
@@ -948,8 +1054,10 @@ impl Fetcher<'_> {
             match outcome {
                 Ok(Ok(landed)) => return Ok(landed),
                 // A `.part` left by an earlier try that does not fit: start over.
-                Ok(Err(e)) if attempt == 0 && (matches!(e, ApiError::InvalidResume)
-                    || http_status(&e) == Some(416)) =>
+                Ok(Err(e))
+                    if attempt == 0
+                        && (matches!(e, ApiError::InvalidResume)
+                            || http_status(&e) == Some(416)) =>
                 {
                     let _ = std::fs::remove_file(&part);
                 }
@@ -967,7 +1075,9 @@ impl Fetcher<'_> {
     fn download_error(&self, file: &str, url: &str, error: ApiError) -> Error {
         let id = self.id;
         match http_status(&error) {
-            Some(status @ (401 | 403)) => Error::Hub(denied_message(id, status, None, self.settings)),
+            Some(status @ (401 | 403)) => {
+                Error::Hub(denied_message(id, status, None, self.settings))
+            }
             Some(404) => Error::Hub(format!(
                 "{file} of {id:?} is listed by the hub but {url} answered HTTP 404"
             )),
@@ -1131,14 +1241,20 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::new(&required, &env).is_err());
-        assert_eq!(Settings::new(&HubOptions::default(), &env).unwrap().token, None);
+        assert_eq!(
+            Settings::new(&HubOptions::default(), &env).unwrap().token,
+            None
+        );
         std::fs::write(home.path().join("token"), "hf_saved\n").unwrap();
         assert_eq!(
             Settings::new(&required, &env).unwrap().token.as_deref(),
             Some("hf_saved")
         );
         let env = env_of(&[("HF_HOME", home_s), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")]);
-        assert_eq!(Settings::new(&HubOptions::default(), &env).unwrap().token, None);
+        assert_eq!(
+            Settings::new(&HubOptions::default(), &env).unwrap().token,
+            None
+        );
     }
 
     #[test]
@@ -1149,7 +1265,8 @@ mod tests {
         for bad in ["", "a/b/c", "a--b", "a..b", "my model", "/abs", "x.git"] {
             assert!(validate_repo_id(bad).is_err(), "{bad}");
         }
-        assert_eq!(candidate_ids("m"), vec!["m", "cross-encoder/m"]);
+        assert_eq!(candidate_ids("m"), vec!["cross-encoder/m", "m"]);
+        assert_eq!(candidate_ids("gpt2"), vec!["gpt2", "cross-encoder/gpt2"]);
         assert_eq!(candidate_ids("o/m"), vec!["o/m"]);
     }
 
@@ -1179,7 +1296,12 @@ mod tests {
             revision: Some(commit.into()),
             ..options.clone()
         };
-        assert_eq!(resolve_with_env("org/m", &by_commit, None, &env).unwrap().dir, dir);
+        assert_eq!(
+            resolve_with_env("org/m", &by_commit, None, &env)
+                .unwrap()
+                .dir,
+            dir
+        );
     }
 
     #[test]
@@ -1192,7 +1314,12 @@ mod tests {
             commit,
             &["config.json", "model.safetensors"],
         );
-        write_ref(&repo_dir(cache.path(), "cross-encoder/tiny"), "main", commit).unwrap();
+        write_ref(
+            &repo_dir(cache.path(), "cross-encoder/tiny"),
+            "main",
+            commit,
+        )
+        .unwrap();
         let options = HubOptions {
             cache_dir: Some(cache.path().into()),
             local_files_only: true,

@@ -116,7 +116,10 @@ impl PairTokenizer {
     }
 
     fn truncation(&self) -> Option<TruncationParams> {
-        self.truncation.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.truncation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -11,7 +11,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::encoder::{ClassificationHead, EncoderDims, Embeddings, PostNormLayer, Table};
+use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer, Table};
 use super::{CrossEncoderModel, LoadSpec, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -42,7 +42,11 @@ impl RelativePositions {
             .and_then(Value::as_i64)
             .filter(|&m| m >= 1)
             .unwrap_or(max_positions);
-        let buckets = c.raw.get("position_buckets").and_then(Value::as_i64).unwrap_or(-1);
+        let buckets = c
+            .raw
+            .get("position_buckets")
+            .and_then(Value::as_i64)
+            .unwrap_or(-1);
         let span = if buckets > 0 { buckets } else { max_relative } as usize;
         Self {
             buckets,
@@ -147,9 +151,15 @@ fn pos_att_types(c: &ModelConfig) -> Result<Vec<String>> {
     let types = match c.raw.get("pos_att_type") {
         None | Some(Value::Null) => vec![],
         Some(Value::String(s)) => s.split('|').map(|t| t.trim().to_lowercase()).collect(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Some(other) => {
-            return Err(Error::invalid_model(format!("pos_att_type {other} is not understood")))
+            return Err(Error::invalid_model(format!(
+                "pos_att_type {other} is not understood"
+            )))
         }
     };
     if let Some(t) = types.iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c")) {
@@ -201,7 +211,12 @@ impl Layer {
         Ok(Self { base, positions })
     }
 
-    fn forward(&self, x: &Tensor, cu_seqlens: &[usize], index: Option<&RelativeIndex>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cu_seqlens: &[usize],
+        index: Option<&RelativeIndex>,
+    ) -> Result<Tensor> {
         let (Some(positions), Some(index)) = (&self.positions, index) else {
             return self.base.forward(x, cu_seqlens);
         };
@@ -218,11 +233,13 @@ impl Layer {
         drop(qkv);
         // The rest of the layer, as in PostNormLayer::forward.
         let attended = b.attn_out.matmul(&context)?;
-        b.attn_norm.add_residual_inplace(&attended, b.attn_out.bias.as_deref(), x)?;
+        b.attn_norm
+            .add_residual_inplace(&attended, b.attn_out.bias.as_deref(), x)?;
         let inner = b.ffn_in.matmul(&attended)?;
         bias_activation(&inner, b.ffn_in.bias.as_deref(), b.act)?;
         let out = b.ffn_out.matmul(&inner)?;
-        b.ffn_norm.add_residual_inplace(&out, b.ffn_out.bias.as_deref(), &attended)?;
+        b.ffn_norm
+            .add_residual_inplace(&out, b.ffn_out.bias.as_deref(), &attended)?;
         Ok(out)
     }
 }
@@ -256,11 +273,13 @@ impl Disentangled<'_> {
             let tasks: Vec<(usize, usize)> = (0..cu_seqlens.len() - 1)
                 .flat_map(|s| (0..self.spec.heads).map(move |h| (s, h)))
                 .collect();
-            tasks.par_iter().for_each_init(Scratch::default, |scratch, &(s, h)| {
-                let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
-                // SAFETY: each task writes only rows start..end, columns of head h.
-                unsafe { self.attend_one(qkv, out_ptr, start, end - start, h, scratch) }
-            });
+            tasks
+                .par_iter()
+                .for_each_init(Scratch::default, |scratch, &(s, h)| {
+                    let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
+                    // SAFETY: each task writes only rows start..end, columns of head h.
+                    unsafe { self.attend_one(qkv, out_ptr, start, end - start, h, scratch) }
+                });
         })?;
         matrix(out, tokens, hidden)
     }
@@ -283,7 +302,17 @@ impl Disentangled<'_> {
         let scores = &mut scratch.scores;
         scores.clear();
         scores.resize(len * len, 0.0);
-        gemm_nt(len, len, d, scores.as_mut_ptr(), q, row, k, row, self.spec.scale);
+        gemm_nt(
+            len,
+            len,
+            d,
+            scores.as_mut_ptr(),
+            q,
+            row,
+            k,
+            row,
+            self.spec.scale,
+        );
         let terms = [
             (self.pos_key, q, &self.index.c2p, false),
             (self.pos_query, k, &self.index.p2c, true),
@@ -299,7 +328,17 @@ impl Disentangled<'_> {
             relative.clear();
             relative.resize(len * width, 0.0);
             let positions = table.as_ptr().add(lo * hidden + head * d);
-            gemm_nt(len, width, d, relative.as_mut_ptr(), content, row, positions, hidden, self.spec.scale);
+            gemm_nt(
+                len,
+                width,
+                d,
+                relative.as_mut_ptr(),
+                content,
+                row,
+                positions,
+                hidden,
+                self.spec.scale,
+            );
             for (i, score_row) in scores.chunks_mut(len).enumerate() {
                 for (j, s) in score_row.iter_mut().enumerate() {
                     let r = rows[i + len - 1 - j] - lo;
@@ -410,7 +449,12 @@ impl ConvLayer {
         }))
     }
 
-    fn forward(&self, embeddings: &Tensor, residual: &Tensor, batch: &PackedBatch) -> Result<Tensor> {
+    fn forward(
+        &self,
+        embeddings: &Tensor,
+        residual: &Tensor,
+        batch: &PackedBatch,
+    ) -> Result<Tensor> {
         let (tokens, h) = embeddings.dims2()?;
         let pad = (self.taps.len() - 1) / 2;
         let products = self
@@ -470,7 +514,13 @@ impl DebertaV2 {
             None => None,
         };
         let layers = (0..cfg.dims.layers)
-            .map(|i| Layer::load(&encoder.pp(format!("layer.{i}")), &cfg, rel_embeddings.as_ref()))
+            .map(|i| {
+                Layer::load(
+                    &encoder.pp(format!("layer.{i}")),
+                    &cfg,
+                    rel_embeddings.as_ref(),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let conv = ConvLayer::load(&encoder.pp("conv"), c, &cfg.dims)?;
         let pooler_act = Activation::from_name(c.str("pooler_hidden_act").unwrap_or("gelu"))?;
@@ -499,8 +549,17 @@ fn check_sizes(c: &ModelConfig, dims: &EncoderDims) -> Result<()> {
     let h = dims.hidden;
     let checks = [
         ("embedding_size", c.usize("embedding_size").unwrap_or(h), h),
-        ("attention_head_size", c.usize("attention_head_size").unwrap_or(h / dims.heads.max(1)), dims.head_dim()?),
-        ("pooler_hidden_size", c.usize("pooler_hidden_size").unwrap_or(h), h),
+        (
+            "attention_head_size",
+            c.usize("attention_head_size")
+                .unwrap_or(h / dims.heads.max(1)),
+            dims.head_dim()?,
+        ),
+        (
+            "pooler_hidden_size",
+            c.usize("pooler_hidden_size").unwrap_or(h),
+            h,
+        ),
     ];
     for (key, value, want) in checks {
         if value != want {
@@ -561,7 +620,12 @@ fn relative_embeddings(
 impl CrossEncoderModel for DebertaV2 {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
         let embedded = self.embeddings.forward(batch)?;
-        let max_len = batch.cu_seqlens.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        let max_len = batch
+            .cu_seqlens
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(0);
         let index = self.relative.as_ref().map(|r| r.for_batch(max_len));
         let mut x = embedded.clone();
         for (i, layer) in self.layers.iter().enumerate() {
@@ -610,25 +674,26 @@ mod tests {
     #[test]
     fn log_buckets_match_transformers() {
         let r = positions(256, 512);
-        for (rel, want) in [(0, 0), (127, 127), (129, 129), (200, 169), (-200, -169), (1000, 317)] {
+        for (rel, want) in [
+            (0, 0),
+            (127, 127),
+            (129, 129),
+            (200, 169),
+            (-200, -169),
+            (1000, 317),
+        ] {
             assert_eq!(r.bucket(rel), want, "bucket({rel})");
         }
         let r = positions(32, 128);
-        for (rel, want) in [(16, 16), (17, 17), (40, 23), (127, 31), (3000, 54), (-3000, -54)] {
+        for (rel, want) in [
+            (16, 16),
+            (17, 17),
+            (40, 23),
+            (127, 31),
+            (3000, 54),
+            (-3000, -54),
+        ] {
             assert_eq!(r.bucket(rel), want, "bucket({rel})");
-        }
-    }
-
-    #[test]
-    fn exhaustive_tmp() {
-        let d: serde_json::Value = serde_json::from_slice(&std::fs::read("/tmp/buckets.json").unwrap()).unwrap();
-        for (k, v) in d.as_object().unwrap() {
-            let (b, m) = k.split_once(',').unwrap();
-            let r = positions(b.parse().unwrap(), m.parse().unwrap());
-            for (i, want) in v.as_array().unwrap().iter().enumerate() {
-                let rel = i as i64 - 3000;
-                assert_eq!(r.bucket(rel), want.as_i64().unwrap(), "{k} bucket({rel})");
-            }
         }
     }
 

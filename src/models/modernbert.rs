@@ -199,9 +199,9 @@ fn layer_spans(c: &ModelConfig, layers: usize) -> Result<Vec<Span>> {
         .collect())
 }
 
-/// The rotary theta of a span: `rope_parameters[layer_type]` (transformers
-/// >= 5), else `global_rope_theta` / `local_rope_theta` (a null local theta
-/// means the global one). Only the default RoPE is implemented: scaled
+/// The rotary theta of a span: `rope_parameters[layer_type]` in configs of
+/// transformers 5, else `global_rope_theta` / `local_rope_theta` (a null
+/// local theta means the global one). Only the default RoPE is implemented: scaled
 /// variants are refused rather than silently computed unscaled.
 fn rope_theta(c: &ModelConfig, span: Span) -> Result<f64> {
     let params = c

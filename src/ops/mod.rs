@@ -8,6 +8,7 @@ pub mod kernels;
 pub mod linear;
 pub mod math;
 pub mod profile;
+pub mod simd;
 pub mod rotary;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};

@@ -162,6 +162,7 @@ class _QuietServer(ThreadingHTTPServer):
         pass
 
 
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+(?:/[^/]+)?)/tree/(?P<rev>[^/]+)(?:/(?P<dir>.*))?$")
 _API = re.compile(r"^/api/models/(?P<repo>.+?)(?:/revision/(?P<rev>[^/]+))?/?$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _CDN = re.compile(r"^/cdn/(?P<repo>.+)/(?P<commit>[0-9a-f]{40})/(?P<file>.+)$")
@@ -170,6 +171,7 @@ _CDN = re.compile(r"^/cdn/(?P<repo>.+)/(?P<commit>[0-9a-f]{40})/(?P<file>.+)$")
 class _Handler(BaseHTTPRequestHandler):
     hub: HubServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     timeout = 5
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -187,7 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.hub.requests.append(Request(self.command, path, headers))
-        if m := _API.match(path):
+        if m := _TREE.match(path):
+            self._tree(unquote(m["repo"]), unquote(m["rev"]), unquote(m["dir"] or ""), body)
+        elif m := _API.match(path):
             self._info(unquote(m["repo"]), unquote(m["rev"] or "main"), body)
         elif m := _CDN.match(path):
             repo = self.hub.repos.get(unquote(m["repo"]))
@@ -231,6 +235,22 @@ class _Handler(BaseHTTPRequestHandler):
         info = {"id": repo_id, "modelId": repo_id, "sha": commit, "siblings": siblings,
                 "private": repo.private, "gated": "auto" if repo.token else False}
         self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
+
+    def _tree(self, repo_id: str, revision: str, directory: str, body: bool) -> None:
+        """The file listing transformers asks for (``/api/models/{repo}/tree/{rev}/{dir}``)."""
+        repo = self.hub.repos.get(repo_id)
+        if repo is None or (repo.private and self._authorized(repo) is not None):
+            return self._error(404 if repo is None else 401, "RepoNotFound", body)
+        commit = self.hub._commit(repo, revision)
+        if commit is None:
+            return self._error(404, "RevisionNotFound", body)
+        prefix = directory.strip("/") + "/" if directory.strip("/") else ""
+        entries = [{"type": "file", "oid": f.etag, "size": len(f.data), "path": name}
+                   for name, f in repo.commits[commit].items()
+                   if name.startswith(prefix) and "/" not in name[len(prefix):]]
+        if prefix and not entries:
+            return self._error(404, "EntryNotFound", body)
+        self._send(200, json.dumps(entries).encode(), {"Content-Type": "application/json"}, body)
 
     def _resolve(self, repo_id: str, revision: str, name: str, body: bool) -> None:
         repo = self.hub.repos.get(repo_id)

@@ -91,7 +91,7 @@ def test_a_cached_model_is_not_downloaded_again(server: HubServer) -> None:
 
 
 def test_local_files_only(server: HubServer) -> None:
-    with pytest.raises(OSError, match="not in the cache.*local_files_only=True"):
+    with pytest.raises(OSError, match=r"not in the cache.*local_files_only=True"):
         CrossEncoder("org/bert", local_files_only=True)
     assert server.requests == []
     downloaded = hub.resolve_model("org/bert")
@@ -161,19 +161,24 @@ def test_revisions(server: HubServer, tmp_path: Path) -> None:
 
 
 def test_unknown_repository(server: HubServer) -> None:
-    with pytest.raises(OSError, match='"org/missing" is not a model repository.*HTTP 404'):
+    with pytest.raises(OSError, match=r'"org/missing" is not a model repository.*HTTP 404'):
         CrossEncoder("org/missing")
 
 
 def test_bare_name_falls_back_to_cross_encoder_org(server: HubServer, tmp_path: Path) -> None:
+    # As sentence-transformers 6.x: cross-encoder/<name> first, then the bare name.
     server.add_commit("cross-encoder/tiny-bert", fixture("bert-st5-1label"))
+    server.add_commit("tiny-bert", fixture("bert-st6-3label"))
+    server.add_commit("plain-bert", fixture("bert-st6-3label"))
     model = CrossEncoder("tiny-bert")
     np.testing.assert_allclose(model.predict(PAIRS), local_scores(), rtol=1e-6)
     assert repo_cache(tmp_path, "cross-encoder/tiny-bert").is_dir()
-    # Offline too.
+    assert not repo_cache(tmp_path, "tiny-bert").exists()
     assert hub.resolve_model("tiny-bert", local_files_only=True).is_dir()
-    with pytest.raises(OSError, match='"nothing" is not a model.*also tried '
-                                      '"cross-encoder/nothing"'):
+    assert CrossEncoder("plain-bert").num_labels == 3
+    assert CrossEncoder("plain-bert", local_files_only=True).num_labels == 3
+    with pytest.raises(OSError, match=r'"nothing" is not a model.*tried '
+                                      '"cross-encoder/nothing", "nothing"'):
         hub.resolve_model("nothing")
 
 
@@ -181,9 +186,9 @@ def test_gated_model_needs_a_token(
     server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     server.gate("org/bert", "hf_secret")
-    with pytest.raises(OSError, match="needs authentication.*HTTP 401.*HF_TOKEN"):
+    with pytest.raises(OSError, match=r"needs authentication.*HTTP 401.*HF_TOKEN"):
         CrossEncoder("org/bert")
-    with pytest.raises(OSError, match="restricted.*HTTP 403"):
+    with pytest.raises(OSError, match=r"restricted.*HTTP 403"):
         hub.resolve_model("org/bert", token="hf_wrong")
     with pytest.raises(OSError, match="token=True, but no Hugging Face token"):
         hub.resolve_model("org/bert", token=True)
@@ -200,7 +205,7 @@ def test_token_from_env_and_saved_token(
     server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     server.gate("org/bert", "hf_secret", private=True)
-    with pytest.raises(OSError, match='"org/bert" is not a model repository.*HTTP 401'):
+    with pytest.raises(OSError, match=r'"org/bert" is not a model repository.*HTTP 401'):
         hub.resolve_model("org/bert")
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     with pytest.raises(OSError):
@@ -214,7 +219,7 @@ def test_token_from_env_and_saved_token(
 
 def test_connection_dropped_mid_file(server: HubServer, tmp_path: Path) -> None:
     server.drop_mid_file.append("model.safetensors")
-    with pytest.raises(OSError, match="model.safetensors.*failed"):
+    with pytest.raises(OSError, match=r"model.safetensors.*failed"):
         CrossEncoder("org/bert")
     cache = repo_cache(tmp_path)
     # The partial body is only a .part file: nothing a load would use.
@@ -235,7 +240,7 @@ def test_offline_with_an_incomplete_snapshot(
     path = hub.resolve_model("org/bert")
     (path / "model.safetensors").unlink()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="incomplete.*model.safetensors"):
+    with pytest.raises(OSError, match=r"incomplete.*model.safetensors"):
         hub.resolve_model("org/bert")
     # Online, the missing file comes back (from its blob, still in the cache).
     monkeypatch.delenv("HF_HUB_OFFLINE")

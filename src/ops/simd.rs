@@ -1,0 +1,89 @@
+//! Run-time dispatch to AVX-512 / AVX2 builds of plain Rust loops.
+//!
+//! The wheel is built for baseline x86-64 (SSE2) so that it runs anywhere;
+//! the hot elementwise loops are compiled again with wider vector features
+//! and picked once per call by what the CPU supports.
+
+/// Defines `pub fn $name(args)` whose body is compiled three times: for
+/// AVX-512, for AVX2 + FMA and for the baseline, the best one chosen at run
+/// time. The body must be plain safe Rust.
+macro_rules! vectorized {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$lt:lifetime>)? ($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[inline]
+        $vis fn $name $(<$lt>)? ($($arg: $ty),*) {
+            #[inline(always)]
+            fn body $(<$lt>)? ($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn avx512 $(<$lt>)? ($($arg: $ty),*) { body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2 $(<$lt>)? ($($arg: $ty),*) { body($($arg),*) }
+                match $crate::ops::simd::level() {
+                    // SAFETY: the CPU was checked to have these features.
+                    $crate::ops::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::ops::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::ops::simd::Level::Baseline => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use vectorized;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+/// The widest instruction set this CPU runs (cached by std's detection).
+#[inline]
+pub fn level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+        {
+            return Level::Avx512;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Level::Avx2;
+        }
+    }
+    Level::Baseline
+}
+
+/// Sum of a slice with independent partial sums, so it vectorises (a plain
+/// `iter().sum()` is a strict sequential chain of additions).
+#[inline(always)]
+pub fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
+}
+
+/// Sum of squared deviations from `mean`, vectorised like [`sum`].
+#[inline(always)]
+pub fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += (x - mean) * (x - mean);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>()
+}
