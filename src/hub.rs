@@ -158,7 +158,8 @@ pub enum Token {
 #[derive(Clone, Debug, Default)]
 pub struct HubOptions {
     /// The hub cache directory (holding `models--org--name`). Default:
-    /// `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+    /// `HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+    /// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
     pub cache_dir: Option<PathBuf>,
     /// Branch, tag or commit. Default: `main`.
     pub revision: Option<String>,
@@ -174,8 +175,8 @@ pub struct HubOptions {
 pub struct Resolved {
     /// `.../models--org--name/snapshots/<commit>`: load the model from here.
     pub dir: PathBuf,
-    /// The repository that answered (`cross-encoder/<name>` for a bare name
-    /// found only there).
+    /// The repository that answered (for a bare name, `cross-encoder/<name>`
+    /// or the name itself).
     pub repo_id: String,
     pub commit: String,
     /// Files fetched over the network by this call.
@@ -1089,8 +1090,9 @@ impl Fetcher<'_> {
                     lock.display()
                 )),
                 other => Error::Hub(format!(
-                    "downloading {file} of {id:?} from {url} failed: {other}. Nothing partial was \
-                     kept as a model file; running again resumes the download."
+                    "downloading {file} of {id:?} from {url} failed ({other}). The partial \
+                     download is kept aside, never used as a model file; running again resumes \
+                     it."
                 )),
             },
         }
@@ -1375,6 +1377,18 @@ mod tests {
         assert_eq!(info.sha, "abc");
         assert_eq!(info.files["config.json"].size, Some(3));
         assert_eq!(info.files["vocab.txt"], Listed::default());
+        let lfs = parse_info(
+            r#"{"sha": "abc", "siblings": [{"rfilename": "model.safetensors", "blobId": "0a1b",
+                "size": 9, "lfs": {"sha256": "ffee", "size": 9}},
+                {"rfilename": "vocab.txt", "blobId": "12cd", "size": 4}]}"#,
+        )
+        .unwrap();
+        let weights = &lfs.files["model.safetensors"];
+        assert_eq!(
+            (weights.etag.as_deref(), weights.size),
+            (Some("ffee"), Some(9))
+        );
+        assert_eq!(lfs.files["vocab.txt"].etag.as_deref(), Some("12cd"));
         assert!(parse_info("{}").is_err());
         assert!(parse_info("<html>").is_err());
     }

@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use numpy::ndarray::Array2;
@@ -33,49 +33,89 @@ fn to_py_err(e: Error) -> PyErr {
 
 /// Runs core work with the GIL released, turning errors into Python
 /// exceptions and panics into `RuntimeError` (never a crash).
-/// The work runs inside this process's own rayon pool (see [`pool`]).
+/// The work runs in a rayon pool of this process (see [`PoolLease`]).
 fn run_detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, Error> + Send,
 ) -> PyResult<T> {
-    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| pool().install(work))));
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| PoolLease::take().install(work))));
     match outcome {
         Ok(result) => result.map_err(to_py_err),
         Err(panic) => Err(panic_error(panic)),
     }
 }
 
-/// This process's rayon pool, with the pid that built it.
-static POOL: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+/// Idle rayon pools of this process, with the pid they belong to.
+static IDLE_POOLS: Mutex<(u32, Vec<rayon::ThreadPool>)> = Mutex::new((0, Vec::new()));
 
-/// The rayon pool all native work runs in: one per process.
+/// Idle pools kept for later calls; more are shut down when returned.
+const MAX_IDLE_POOLS: usize = 4;
+
+/// A rayon pool for one native call, handed back when the call ends.
 ///
-/// rayon's global pool does not survive `fork()`: the child inherits the
-/// pool's bookkeeping but none of its threads, so the first parallel call in
-/// a forked child (e.g. a `multiprocessing` "fork" worker of a parent that
-/// already scored something) waits forever. Keying the pool by pid gives a
-/// forked child a fresh pool of its own on first use.
-fn pool() -> Arc<rayon::ThreadPool> {
-    let pid = std::process::id();
-    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((owner, pool)) = slot.as_ref() {
-        if *owner == pid {
-            return Arc::clone(pool);
+/// Why not rayon's global pool: it does not survive `fork()`. The child
+/// inherits the pool's bookkeeping but none of its threads, so the first
+/// parallel call in a forked child (a `multiprocessing` "fork" worker of a
+/// parent that already scored something) waits forever. Pools here are
+/// keyed by pid: a forked child starts pools of its own.
+///
+/// Why a pool per concurrent call rather than one pool: a call runs as one
+/// job in its pool, and rayon lets a busy pool's workers steal each other's
+/// subtasks before they look at newly queued jobs, so a second call queued
+/// into a busy pool would wait for the first to finish. With a pool each,
+/// calls from several Python threads make progress side by side (a small
+/// request is not stuck behind a large one). A single caller always gets
+/// the same pool back.
+struct PoolLease(Option<rayon::ThreadPool>);
+
+impl PoolLease {
+    fn take() -> Self {
+        let pid = std::process::id();
+        {
+            let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.0 != pid {
+                // Pools inherited through fork: their threads do not exist in
+                // this process and dropping them could wait on them: leak them.
+                std::mem::forget(std::mem::take(&mut idle.1));
+                idle.0 = pid;
+            }
+            if let Some(pool) = idle.1.pop() {
+                return Self(Some(pool));
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("crossrank-{i}"))
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start crossrank's thread pool: {e}"));
+        Self(Some(pool))
+    }
+}
+
+impl std::ops::Deref for PoolLease {
+    type Target = rayon::ThreadPool;
+
+    fn deref(&self) -> &rayon::ThreadPool {
+        self.0.as_ref().expect("a leased pool")
+    }
+}
+
+impl Drop for PoolLease {
+    fn drop(&mut self) {
+        let Some(pool) = self.0.take() else { return };
+        let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.0 != std::process::id() {
+            std::mem::forget(pool); // leased before this process was forked: leak, as above
+        } else if idle.1.len() < MAX_IDLE_POOLS {
+            idle.1.push(pool);
+        } else {
+            drop(idle);
+            drop(pool); // its threads exit
         }
     }
-    // A pool inherited through fork: its threads do not exist in this
-    // process, and dropping it could wait on them, so it is leaked.
-    if let Some(inherited) = slot.take() {
-        std::mem::forget(inherited);
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("crossrank-{i}"))
-        .build()
-        .map(Arc::new)
-        .unwrap_or_else(|e| panic!("cannot start crossrank's thread pool: {e}"));
-    *slot = Some((pid, Arc::clone(&pool)));
-    pool
 }
+
+/// `NativeCrossEncoder(path, num_labels, max_length, config_overrides)`.
+type LoadArgs = (PathBuf, Option<usize>, usize, Option<String>);
 
 /// Messages from a running `predict_logits` to the calling thread.
 enum Event {
@@ -139,16 +179,15 @@ impl NativeCrossEncoder {
         })?;
         Ok(Self {
             inner,
-            path,
+            // Absolute, so that a pickle loads in a process with another cwd.
+            path: std::path::absolute(&path).unwrap_or(path),
             num_labels,
             config_overrides,
         })
     }
 
     /// Pickles as "load it again from the same directory, same settings".
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, (PathBuf, Option<usize>, usize, Option<String>))> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, LoadArgs)> {
         let this = slf.get();
         let args = (
             this.path.clone(),
@@ -184,7 +223,7 @@ impl NativeCrossEncoder {
                 let mut result: Option<Result<Vec<f32>, Error>> = None;
                 let slot = &mut result;
                 let (inner, pairs, stop_flag) = (&self.inner, &pairs, &stop);
-                pool().in_place_scope(|scope| {
+                PoolLease::take().in_place_scope(|scope| {
                     scope.spawn(move |_| {
                         let mut on_batch = |done: usize, total: usize| {
                             // The receiver lives until the scope ends.
@@ -227,7 +266,11 @@ impl NativeCrossEncoder {
         }
         let logits = match outcome {
             Ok(Some(result)) => result.map_err(to_py_err)?,
-            Ok(None) => return Err(PyRuntimeError::new_err("crossrank internal error: no result")),
+            Ok(None) => {
+                return Err(PyRuntimeError::new_err(
+                    "crossrank internal error: no result",
+                ))
+            }
             Err(panic) => return Err(panic_error(panic)),
         };
         let array = Array2::from_shape_vec((n, labels), logits)

@@ -232,10 +232,13 @@ class CrossEncoder:
                                    revision=revision, local_files_only=local_files_only,
                                    token=token)
         self._path = Path(path)
-        self._native = NativeCrossEncoder(
-            os.fspath(path), num_labels=num_labels, max_length=max_length,
-            config_overrides=json.dumps(config_kwargs) if config_kwargs else None,
-        )
+        try:
+            overrides = json.dumps(config_kwargs) if config_kwargs else None
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"config_kwargs must hold JSON values (config.json entries): {exc}"
+                            ) from None
+        self._native = NativeCrossEncoder(os.fspath(path), num_labels=num_labels,
+                                          max_length=max_length, config_overrides=overrides)
         for message in self._native.warnings:
             warnings.warn(message, stacklevel=2)
         self.config = ModelConfig(json.loads(self._native.config_json))
@@ -315,8 +318,8 @@ class CrossEncoder:
             f"device={self.device!r}",
         ]
         source = os.fspath(self._native.source)
-        if source != self.model_name_or_path:
-            parts.append(f"path={source!r}")
+        if os.path.abspath(source) != os.path.abspath(self.model_name_or_path):
+            parts.append(f"path={source!r}")  # a hub model: where its files are
         return f"CrossEncoder({', '.join(parts)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -328,7 +331,7 @@ class CrossEncoder:
             "prompts": self.prompts,
             "default_prompt_name": self.default_prompt_name,
         }
-        return (_reload, (self._load_args, os.fspath(self._path)), state)
+        return (_reload, (self._load_args, os.path.abspath(self._path)), state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.max_length = state["max_length"]

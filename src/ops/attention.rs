@@ -6,6 +6,7 @@ use candle_core::Tensor;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use super::profile::{time, Op};
 use super::simd::{self, vectorized};
 use super::{math, matrix, with_f32};
 use crate::error::Result;
@@ -62,6 +63,13 @@ pub fn packed_attention(
     matrix(out, tokens, hidden)
 }
 
+/// Query rows per block: a block's scores (`ROW_BLOCK x len`) stay in the
+/// L2 cache between the two products and the softmax, and memory per task
+/// grows with the sequence length, not its square.
+const ROW_BLOCK: usize = 32;
+
+/// One (sequence, head): `softmax(scale Q K^T) V`, a block of query rows at
+/// a time.
 #[allow(clippy::too_many_arguments)]
 unsafe fn attend_one(
     qkv: &[f32],
@@ -78,70 +86,91 @@ unsafe fn attend_one(
     let q = qkv.as_ptr().add(start * row + head * d);
     let k = q.add(hidden);
     let v = q.add(2 * hidden);
-    scores.clear();
-    scores.resize(len * len, 0.0);
-    // scores = scale * Q K^T: Q is [len, d] with row stride `row`; K^T is
-    // K read column-wise.
-    gemm(
-        len,
-        len,
-        d,
-        scores.as_mut_ptr(),
-        1,
-        len as isize,
-        false,
-        q,
-        1,
-        row as isize,
-        k,
-        row as isize,
-        1,
-        0.0,
-        spec.scale,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
-    for (i, r) in scores.chunks_mut(len).enumerate() {
-        let (lo, hi) = match spec.half_window {
-            Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
-            None => (0, len),
-        };
-        softmax_in_place(&mut r[lo..hi]);
-        r[..lo].fill(0.0);
-        r[hi..].fill(0.0);
+    for first in (0..len).step_by(ROW_BLOCK) {
+        let rows = ROW_BLOCK.min(len - first);
+        scores.clear();
+        scores.resize(rows * len, 0.0);
+        // scores = scale * Q K^T for this block: Q rows have stride `row`;
+        // K^T is K read column-wise.
+        time(Op::AttentionScores, || {
+            gemm(
+                rows,
+                len,
+                d,
+                scores.as_mut_ptr(),
+                1,
+                len as isize,
+                false,
+                q.add(first * row),
+                1,
+                row as isize,
+                k,
+                row as isize,
+                1,
+                0.0,
+                spec.scale,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
+        });
+        time(Op::AttentionSoftmax, || {
+            for (i, r) in (first..).zip(scores.chunks_mut(len)) {
+                let (lo, hi) = match spec.half_window {
+                    Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+                    None => (0, len),
+                };
+                softmax_in_place(&mut r[lo..hi]);
+                r[..lo].fill(0.0);
+                r[hi..].fill(0.0);
+            }
+        });
+        // out = P V, written into this head's columns of the block's rows.
+        time(Op::AttentionValues, || {
+            gemm(
+                rows,
+                d,
+                len,
+                out.0.add((start + first) * hidden + head * d),
+                1,
+                hidden as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                len as isize,
+                v,
+                1,
+                row as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
+        });
     }
-    // out = P V, written into this head's columns.
-    gemm(
-        len,
-        d,
-        len,
-        out.0.add(start * hidden + head * d),
-        1,
-        hidden as isize,
-        false,
-        scores.as_ptr(),
-        1,
-        len as isize,
-        v,
-        1,
-        row as isize,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
 }
 
 vectorized! {
     /// Numerically stable softmax of one row, in place.
     pub fn softmax_in_place(row: &mut [f32]) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        row.iter_mut().for_each(|x| *x = math::exp(*x - max));
-        let inv = 1.0 / simd::sum(row);
+        let max = simd::max(row);
+        let mut acc = [0f32; 16];
+        let mut chunks = row.chunks_exact_mut(16);
+        for c in &mut chunks {
+            for (a, x) in acc.iter_mut().zip(c.iter_mut()) {
+                *x = math::exp(*x - max);
+                *a += *x;
+            }
+        }
+        let mut total = acc.iter().sum::<f32>();
+        for x in chunks.into_remainder() {
+            *x = math::exp(*x - max);
+            total += *x;
+        }
+        let inv = 1.0 / total;
         row.iter_mut().for_each(|x| *x *= inv);
     }
 }

@@ -14,9 +14,13 @@ pub enum Op {
     Attention,
     ResidualNorm,
     Head,
+    /// Parts of attention, summed over worker threads (CPU time, not wall).
+    AttentionScores,
+    AttentionSoftmax,
+    AttentionValues,
 }
 
-const OPS: [Op; 7] = [
+const OPS: [Op; 10] = [
     Op::Tokenize,
     Op::Embeddings,
     Op::Matmul,
@@ -24,9 +28,12 @@ const OPS: [Op; 7] = [
     Op::Attention,
     Op::ResidualNorm,
     Op::Head,
+    Op::AttentionScores,
+    Op::AttentionSoftmax,
+    Op::AttentionValues,
 ];
 
-static TOTALS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static TOTALS: [AtomicU64; OPS.len()] = [const { AtomicU64::new(0) }; OPS.len()];
 
 fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();

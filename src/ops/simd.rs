@@ -87,3 +87,18 @@ pub fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
     }
     acc.iter().sum::<f32>() + rest.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>()
 }
+
+/// Largest element (NaN-free input), vectorised like [`sum`].
+#[inline(always)]
+pub fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    let m = acc.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    rest.iter().fold(m, |m, &x| if x > m { x } else { m })
+}

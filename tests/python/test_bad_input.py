@@ -142,6 +142,7 @@ def test_a_failing_activation_propagates(bert_model: CrossEncoder) -> None:
         ({"max_length": 100_000}, ValueError, "max_length"),
         ({"activation_fn": "sigmoid"}, TypeError, "activation_fn must be callable"),
         ({"config_kwargs": "x"}, TypeError, "config_kwargs must be a dict"),
+        ({"config_kwargs": {"x": object()}}, TypeError, "config_kwargs must hold JSON"),
     ],
 )
 def test_bad_constructor_arguments(bert_dir: Path, kwargs: dict[str, Any],
