@@ -118,8 +118,16 @@ def child(lib: str, path: Path, which: list[str]) -> None:
     data = workloads()
     for name in which:
         job(model, name, data[name])
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"load_s": load_s, "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"load_s": load_s, "peak_rss_mib": peak_rss_kib() / 1024}))
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS. Not getrusage's ru_maxrss: Linux carries that across
+    exec, so a child started from this (torch-loaded) process would report ours."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:

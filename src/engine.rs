@@ -67,8 +67,8 @@ impl CrossEncoder {
             warnings: &mut warnings,
         })?;
         let default_max = match tokenizer.model_max_length {
-            Some(n) => n.min(model.max_positions()),
-            None => model.max_positions(),
+            Some(n) => n.min(model.shape().max_positions),
+            None => model.shape().max_positions,
         };
         let encoder = Self {
             model,
@@ -92,15 +92,15 @@ impl CrossEncoder {
 
     /// The longest `max_length` the model's position table allows.
     pub fn max_positions(&self) -> usize {
-        self.model.max_positions()
+        self.model.shape().max_positions
     }
 
     pub fn num_layers(&self) -> usize {
-        self.model.num_layers()
+        self.model.shape().num_layers
     }
 
     pub fn hidden_size(&self) -> usize {
-        self.model.hidden_size()
+        self.model.shape().hidden_size
     }
 
     pub fn tokenizer(&self) -> &PairTokenizer {
@@ -111,10 +111,10 @@ impl CrossEncoder {
         if max_length == 0 {
             return Err(Error::invalid_input("max_length must be at least 1"));
         }
-        if max_length > self.model.max_positions() {
+        if max_length > self.model.shape().max_positions {
             return Err(Error::invalid_input(format!(
                 "max_length {max_length} is larger than the {} positions this model has",
-                self.model.max_positions()
+                self.model.shape().max_positions
             )));
         }
         self.tokenizer.set_max_length(max_length)?;

@@ -87,8 +87,8 @@ fn check_fixture(reference: &Value, dir: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let want_ids = ids(&reference["input_ids"]);
     // Families without token types (RoBERTa, DistilBERT) record null.
-    let want_types = (!reference["token_type_ids"].is_null())
-        .then(|| ids(&reference["token_type_ids"]));
+    let want_types =
+        (!reference["token_type_ids"].is_null()).then(|| ids(&reference["token_type_ids"]));
     for (i, e) in encoded.iter().enumerate() {
         if e.ids != want_ids[i] {
             return Err(format!(

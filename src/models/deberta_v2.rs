@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer, Table};
-use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::ops::attention::{softmax_in_place, SharedOut};
@@ -641,20 +641,8 @@ impl CrossEncoderModel for DebertaV2 {
         self.head.num_labels()
     }
 
-    fn vocab_size(&self) -> usize {
-        self.embeddings.word.rows
-    }
-
-    fn max_positions(&self) -> usize {
-        self.max_positions
-    }
-
-    fn num_layers(&self) -> usize {
-        self.dims.layers
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.dims.hidden
+    fn shape(&self) -> ModelShape {
+        self.dims.shape(&self.embeddings, self.max_positions)
     }
 }
 

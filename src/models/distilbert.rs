@@ -5,8 +5,8 @@
 //! keys (`dim`, `n_heads`, `hidden_dim`, `n_layers`, `activation`); no token
 //! types, no pooler, and every LayerNorm uses eps 1e-12 whatever the config.
 
-use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer};
-use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use super::encoder::{run_layers, ClassificationHead, Embeddings, EncoderDims, PostNormLayer};
+use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::ops::{Activation, AttentionSpec, LayerNorm, Linear};
@@ -80,10 +80,8 @@ impl DistilBert {
 
 impl CrossEncoderModel for DistilBert {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
-        let mut x = self.embeddings.forward(batch)?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &batch.cu_seqlens)?;
-        }
+        let x = self.embeddings.forward(batch)?;
+        let x = run_layers(&self.layers, x, &batch.cu_seqlens)?;
         self.head.forward(&x, batch)
     }
 
@@ -91,22 +89,8 @@ impl CrossEncoderModel for DistilBert {
         self.head.num_labels()
     }
 
-    fn vocab_size(&self) -> usize {
-        self.embeddings.word.rows
-    }
-
-    fn max_positions(&self) -> usize {
-        self.embeddings
-            .position
-            .as_ref()
-            .map_or(usize::MAX, |t| t.rows)
-    }
-
-    fn num_layers(&self) -> usize {
-        self.dims.layers
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.dims.hidden
+    fn shape(&self) -> ModelShape {
+        self.dims
+            .shape(&self.embeddings, self.embeddings.max_positions())
     }
 }

@@ -6,8 +6,10 @@
 //! `hidden_size` by `embeddings_project` when the two differ, and a head
 //! with an exact (erf) GELU where BERT has its tanh pooler.
 
-use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer};
-use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use super::encoder::{
+    load_bert_layers, run_layers, ClassificationHead, Embeddings, EncoderDims, PostNormLayer,
+};
+use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::error::Result;
 use crate::ops::kernels::bias_activation;
 use crate::ops::{Activation, Linear};
@@ -41,9 +43,7 @@ impl Electra {
         } else {
             None
         };
-        let layers = (0..dims.layers)
-            .map(|i| PostNormLayer::load_bert_names(&vb.pp(format!("encoder.layer.{i}")), &dims))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = load_bert_layers(&vb, "encoder.layer", &dims)?;
         let classifier = spec.weights.pp("classifier");
         // HF's ElectraClassificationHead uses `get_activation("gelu")`
         // whatever `hidden_act` says: the exact GELU.
@@ -71,9 +71,7 @@ impl CrossEncoderModel for Electra {
             x = project.matmul(&x)?;
             bias_activation(&x, project.bias.as_deref(), Activation::Identity)?;
         }
-        for layer in &self.layers {
-            x = layer.forward(&x, &batch.cu_seqlens)?;
-        }
+        let x = run_layers(&self.layers, x, &batch.cu_seqlens)?;
         self.head.forward(&x, batch)
     }
 
@@ -81,22 +79,8 @@ impl CrossEncoderModel for Electra {
         self.head.num_labels()
     }
 
-    fn vocab_size(&self) -> usize {
-        self.embeddings.word.rows
-    }
-
-    fn max_positions(&self) -> usize {
-        self.embeddings
-            .position
-            .as_ref()
-            .map_or(usize::MAX, |t| t.rows)
-    }
-
-    fn num_layers(&self) -> usize {
-        self.dims.layers
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.dims.hidden
+    fn shape(&self) -> ModelShape {
+        self.dims
+            .shape(&self.embeddings, self.embeddings.max_positions())
     }
 }

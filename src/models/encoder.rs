@@ -6,7 +6,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::{LoadSpec, PackedBatch};
+use super::{LoadSpec, ModelShape, PackedBatch};
 use crate::error::{Error, Result};
 use crate::ops::kernels::{bias_activation, gather_rows};
 use crate::ops::profile::{time, Op};
@@ -86,6 +86,14 @@ impl Embeddings {
             norm: LayerNorm::load(&vb.pp("LayerNorm"), width, eps)?,
             position_offset,
         })
+    }
+
+    /// The longest sequence the position table allows (all of it for
+    /// tables without positions).
+    pub fn max_positions(&self) -> usize {
+        self.position
+            .as_ref()
+            .map_or(usize::MAX, |t| t.rows.saturating_sub(self.position_offset))
     }
 
     pub fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
@@ -172,6 +180,16 @@ pub struct EncoderDims {
 }
 
 impl EncoderDims {
+    /// The model's shape, given its embeddings and position limit.
+    pub fn shape(&self, embeddings: &Embeddings, max_positions: usize) -> ModelShape {
+        ModelShape {
+            vocab_size: embeddings.word.rows,
+            max_positions,
+            num_layers: self.layers,
+            hidden_size: self.hidden,
+        }
+    }
+
     pub fn head_dim(&self) -> Result<usize> {
         if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
             return Err(Error::invalid_model(format!(
@@ -181,6 +199,25 @@ impl EncoderDims {
         }
         Ok(self.hidden / self.heads)
     }
+}
+
+/// Runs `x` through a stack of layers.
+pub fn run_layers(layers: &[PostNormLayer], mut x: Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+    for layer in layers {
+        x = layer.forward(&x, cu_seqlens)?;
+    }
+    Ok(x)
+}
+
+/// Loads `count` layers stored under BERT's names at `{prefix}.{i}`.
+pub fn load_bert_layers(
+    vb: &VarBuilder,
+    prefix: &str,
+    dims: &EncoderDims,
+) -> Result<Vec<PostNormLayer>> {
+    (0..dims.layers)
+        .map(|i| PostNormLayer::load_bert_names(&vb.pp(format!("{prefix}.{i}")), dims))
+        .collect()
 }
 
 impl PostNormLayer {

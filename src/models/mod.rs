@@ -78,12 +78,18 @@ pub trait CrossEncoderModel: Send + Sync {
     /// Raw logits, `[num_sequences * num_labels]`, row-major.
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>>;
     fn num_labels(&self) -> usize;
+    fn shape(&self) -> ModelShape;
+}
+
+/// The sizes the engine and users read off a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelShape {
     /// Rows of the token embedding table: larger ids are invalid input.
-    fn vocab_size(&self) -> usize;
-    /// The longest sequence the position table allows.
-    fn max_positions(&self) -> usize;
-    fn num_layers(&self) -> usize;
-    fn hidden_size(&self) -> usize;
+    pub vocab_size: usize,
+    /// The longest sequence the model's positions allow.
+    pub max_positions: usize,
+    pub num_layers: usize,
+    pub hidden_size: usize,
 }
 
 /// How a model is being loaded.

@@ -11,7 +11,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 
 use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, Table};
-use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::ops::kernels::{
@@ -372,21 +372,7 @@ impl CrossEncoderModel for ModernBert {
         self.head.classifier.out_features
     }
 
-    fn vocab_size(&self) -> usize {
-        self.embeddings.word.rows
-    }
-
-    /// Rotary positions have no table; this is the length the model was
-    /// trained for (`max_position_embeddings`).
-    fn max_positions(&self) -> usize {
-        self.max_positions
-    }
-
-    fn num_layers(&self) -> usize {
-        self.dims.layers
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.dims.hidden
+    fn shape(&self) -> ModelShape {
+        self.dims.shape(&self.embeddings, self.max_positions)
     }
 }

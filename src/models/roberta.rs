@@ -7,8 +7,10 @@
 //! there is no pooler, and the head is `classifier.dense` +
 //! `classifier.out_proj`.
 
-use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer};
-use super::{CrossEncoderModel, LoadSpec, PackedBatch};
+use super::encoder::{
+    load_bert_layers, run_layers, ClassificationHead, Embeddings, EncoderDims, PostNormLayer,
+};
+use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::error::Result;
 use crate::ops::Activation;
 
@@ -35,9 +37,7 @@ impl Roberta {
         let offset = padding_idx as usize + 1;
         let embeddings =
             Embeddings::load_bert_names(&vb.pp("embeddings"), dims.hidden, dims.eps, offset)?;
-        let layers = (0..dims.layers)
-            .map(|i| PostNormLayer::load_bert_names(&vb.pp(format!("encoder.layer.{i}")), &dims))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = load_bert_layers(&vb, "encoder.layer", &dims)?;
         let classifier = spec.weights.pp("classifier");
         let head = ClassificationHead::load(
             &classifier.pp("dense"),
@@ -82,10 +82,8 @@ impl CrossEncoderModel for Roberta {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
         let positions = positions(batch, self.padding_idx);
         let type_ids = vec![0; batch.num_tokens()];
-        let mut x = self.embeddings.forward_at(batch, &positions, &type_ids)?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &batch.cu_seqlens)?;
-        }
+        let x = self.embeddings.forward_at(batch, &positions, &type_ids)?;
+        let x = run_layers(&self.layers, x, &batch.cu_seqlens)?;
         self.head.forward(&x, batch)
     }
 
@@ -93,23 +91,9 @@ impl CrossEncoderModel for Roberta {
         self.head.num_labels()
     }
 
-    fn vocab_size(&self) -> usize {
-        self.embeddings.word.rows
-    }
-
-    /// The rows after the padding index: 514 rows hold 512 tokens.
-    fn max_positions(&self) -> usize {
-        self.embeddings.position.as_ref().map_or(usize::MAX, |t| {
-            t.rows.saturating_sub(self.embeddings.position_offset)
-        })
-    }
-
-    fn num_layers(&self) -> usize {
-        self.dims.layers
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.dims.hidden
+    fn shape(&self) -> ModelShape {
+        self.dims
+            .shape(&self.embeddings, self.embeddings.max_positions())
     }
 }
 

@@ -75,7 +75,6 @@ impl Activation {
             Activation::Tanh => math::tanh(x),
         }
     }
-
 }
 
 vectorized! {

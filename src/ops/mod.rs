@@ -8,8 +8,8 @@ pub mod kernels;
 pub mod linear;
 pub mod math;
 pub mod profile;
-pub mod simd;
 pub mod rotary;
+pub mod simd;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 

@@ -99,6 +99,8 @@ pub fn max(xs: &[f32]) -> f32 {
             *a = if x > *a { x } else { *a };
         }
     }
-    let m = acc.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let m = acc
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
     rest.iter().fold(m, |m, &x| if x > m { x } else { m })
 }
