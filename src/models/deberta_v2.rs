@@ -7,7 +7,6 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -15,7 +14,7 @@ use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer,
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::ops::attention::{softmax_in_place, SharedOut};
+use crate::ops::attention::{scaled_dot_products, softmax_in_place, weighted_rows, SharedOut};
 use crate::ops::kernels::bias_activation;
 use crate::ops::profile::{time, Op};
 use crate::ops::{matrix, to_vec, with_f32, Activation, AttentionSpec, LayerNorm, Linear};
@@ -302,7 +301,7 @@ impl Disentangled<'_> {
         let scores = &mut scratch.scores;
         scores.clear();
         scores.resize(len * len, 0.0);
-        gemm_nt(
+        scaled_dot_products(
             len,
             len,
             d,
@@ -328,7 +327,7 @@ impl Disentangled<'_> {
             relative.clear();
             relative.resize(len * width, 0.0);
             let positions = table.as_ptr().add(lo * hidden + head * d);
-            gemm_nt(
+            scaled_dot_products(
                 len,
                 width,
                 d,
@@ -351,65 +350,17 @@ impl Disentangled<'_> {
             softmax_in_place(r);
         }
         // out = P V, written into this head's columns.
-        gemm(
+        weighted_rows(
             len,
             d,
             len,
-            out.0.add(start * hidden + head * d),
-            1,
-            hidden as isize,
-            false,
             scores.as_ptr(),
-            1,
-            len as isize,
             v,
-            1,
-            row as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
+            row,
+            out.0.add(start * hidden + head * d),
+            hidden,
         );
     }
-}
-
-/// `dst[m, n] = scale * a[m, k] . b[n, k]^T`, with `a` and `b` rows `a_rs` /
-/// `b_rs` apart and `dst` row-major, `n` wide.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_nt(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    a: *const f32,
-    a_rs: usize,
-    b: *const f32,
-    b_rs: usize,
-    scale: f32,
-) {
-    gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        n as isize,
-        false,
-        a,
-        1,
-        a_rs as isize,
-        b,
-        b_rs as isize,
-        1,
-        0.0,
-        scale,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
 }
 
 /// The `ConvLayer` of checkpoints with `conv_kernel_size > 0` (DeBERTa-v2

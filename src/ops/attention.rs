@@ -90,29 +90,18 @@ unsafe fn attend_one(
         let rows = ROW_BLOCK.min(len - first);
         scores.clear();
         scores.resize(rows * len, 0.0);
-        // scores = scale * Q K^T for this block: Q rows have stride `row`;
-        // K^T is K read column-wise.
+        // scores = scale * Q K^T for this block (K^T is K read column-wise).
         time(Op::AttentionScores, || {
-            gemm(
+            scaled_dot_products(
                 rows,
                 len,
                 d,
                 scores.as_mut_ptr(),
-                1,
-                len as isize,
-                false,
                 q.add(first * row),
-                1,
-                row as isize,
+                row,
                 k,
-                row as isize,
-                1,
-                0.0,
+                row,
                 spec.scale,
-                false,
-                false,
-                false,
-                Parallelism::None,
             )
         });
         time(Op::AttentionSoftmax, || {
@@ -128,29 +117,83 @@ unsafe fn attend_one(
         });
         // out = P V, written into this head's columns of the block's rows.
         time(Op::AttentionValues, || {
-            gemm(
-                rows,
-                d,
-                len,
-                out.0.add((start + first) * hidden + head * d),
-                1,
-                hidden as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                len as isize,
-                v,
-                1,
-                row as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
+            let dst = out.0.add((start + first) * hidden + head * d);
+            weighted_rows(rows, d, len, scores.as_ptr(), v, row, dst, hidden)
         });
     }
+}
+
+/// `dst[m, n] = scale * a[m, k] . b[n, k]^T` (one small single-threaded
+/// gemm): `a` and `b` rows `a_rs` / `b_rs` apart, `dst` row-major `n` wide.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn scaled_dot_products(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    a: *const f32,
+    a_rs: usize,
+    b: *const f32,
+    b_rs: usize,
+    scale: f32,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        false,
+        a,
+        1,
+        a_rs as isize,
+        b,
+        b_rs as isize,
+        1,
+        0.0,
+        scale,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
+}
+
+/// `dst[m, n] = p[m, k] v[k, n]`: attention weights `p` (row-major, `k`
+/// wide) times value rows `v_rs` apart, into rows `dst_rs` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn weighted_rows(
+    m: usize,
+    n: usize,
+    k: usize,
+    p: *const f32,
+    v: *const f32,
+    v_rs: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        p,
+        1,
+        k as isize,
+        v,
+        1,
+        v_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
 }
 
 vectorized! {
