@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--onnx", action="store_true")
     ap.add_argument("--workloads", default="rerank,mixed,single")
+    ap.add_argument("--rss-workloads", default="mixed",
+                    help="the job each child process runs for load time and peak RSS")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     which = args.workloads.split(",")
@@ -172,11 +174,12 @@ def main() -> None:
     mem = {}
     for lib in libs:
         out = subprocess.run([sys.executable, __file__, "--child", lib, "--model-dir",
-                              str(path), "--workloads", args.workloads],
+                              str(path), "--workloads", args.rss_workloads],
                              check=True, capture_output=True, text=True).stdout
         mem[lib] = json.loads(out.strip().splitlines()[-1])
     for lib in libs:
-        print(f"{lib:<10} load {mem[lib]['load_s']:.2f} s, peak RSS {mem[lib]['peak_rss_mib']:.0f} MiB")
+        print(f"{lib:<10} load {mem[lib]['load_s']:.2f} s, peak RSS {mem[lib]['peak_rss_mib']:.0f} MiB "
+              f"(job: {args.rss_workloads})")
     print(f"peak RSS crossrank/st: {mem['crossrank']['peak_rss_mib'] / mem['st']['peak_rss_mib']:.2f}")
 
 
