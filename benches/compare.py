@@ -19,6 +19,7 @@ and load time are measured in a fresh child process per library doing the same j
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -31,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-SHAPE = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
-             intermediate_size=1536, max_position_embeddings=512)
+SHAPE = {"vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 12,
+         "num_attention_heads": 12, "intermediate_size": 1536, "max_position_embeddings": 512}
 
 
 def build_model(out: Path) -> Path:
@@ -132,7 +133,8 @@ def peak_rss_kib() -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "crossrank-bench-minilm-l12")
+    ap.add_argument("--model-dir", type=Path,
+                    default=Path(tempfile.gettempdir()) / "crossrank-bench-minilm-l12")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--onnx", action="store_true")
@@ -164,7 +166,7 @@ def main() -> None:
         rates: dict[str, list[float]] = {lib: [] for lib in libs}
         for _ in range(reps):
             for lib in libs:  # alternate, so drifting machine load hits both
-                rates[lib].append(timed(lambda: job(models[lib], name, data[name])))
+                rates[lib].append(timed(functools.partial(job, models[lib], name, data[name])))
         med = {lib: statistics.median(r) for lib, r in rates.items()}
         row = "  ".join(f"{lib} {med[lib]:7.2f} pairs/s" for lib in libs)
         ratios = "  ".join(f"crossrank/{lib} {med['crossrank'] / med[lib]:.2f}x"
@@ -178,9 +180,10 @@ def main() -> None:
                              check=True, capture_output=True, text=True).stdout
         mem[lib] = json.loads(out.strip().splitlines()[-1])
     for lib in libs:
-        print(f"{lib:<10} load {mem[lib]['load_s']:.2f} s, peak RSS {mem[lib]['peak_rss_mib']:.0f} MiB "
-              f"(job: {args.rss_workloads})")
-    print(f"peak RSS crossrank/st: {mem['crossrank']['peak_rss_mib'] / mem['st']['peak_rss_mib']:.2f}")
+        print(f"{lib:<10} load {mem[lib]['load_s']:.2f} s, "
+              f"peak RSS {mem[lib]['peak_rss_mib']:.0f} MiB (job: {args.rss_workloads})")
+    ratio = mem["crossrank"]["peak_rss_mib"] / mem["st"]["peak_rss_mib"]
+    print(f"peak RSS crossrank/st: {ratio:.2f}")
 
 
 if __name__ == "__main__":

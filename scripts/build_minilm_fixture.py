@@ -197,8 +197,8 @@ def build(out_dir, fixture_dir=None, package_dir=None, verify: bool = True) -> P
         int(np.prod(head_header[k]["shape"], dtype=np.int64)) * _ST_SIZE[head_header[k]["dtype"]]
         for k in head_names
     )
-    weight_map = {k: BASE_SHARD for k in base_names}
-    weight_map.update({k: HEAD_SHARD for k in head_names})
+    weight_map = dict.fromkeys(base_names, BASE_SHARD)
+    weight_map.update(dict.fromkeys(head_names, HEAD_SHARD))
     index = {
         "metadata": {"total_size": base_size + head_size},
         "weight_map": dict(sorted(weight_map.items())),

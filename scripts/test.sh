@@ -27,8 +27,12 @@ echo "== assemble the real-weights fixture"
 python scripts/build_minilm_fixture.py tests/.generated/bert-real-minilm
 
 echo "== lint and types (ruff, mypy)"
-ruff check python tests
+ruff check python tests scripts benches
 mypy python/crossrank
+
+echo "== Rust format and lints"
+cargo fmt --check
+cargo clippy --release --all-targets --features python -- -D warnings
 
 echo "== Rust tests"
 cargo test --release --lib --tests

@@ -29,7 +29,7 @@ pub fn exp(x: f32) -> f32 {
     let p = madd(p, r, 8.333_452e-3);
     let p = madd(p, r, 4.166_579_6e-2);
     let p = madd(p, r, 1.666_666_5e-1);
-    let p = madd(p, r, 5.000_000_1e-1);
+    let p = madd(p, r, 0.5);
     let p = madd(p * r, r, r) + 1.0;
     // Scale by 2^n through the exponent bits.
     p * f32::from_bits(((n_int + 127) as u32) << 23)
