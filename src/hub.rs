@@ -290,15 +290,6 @@ pub fn snapshot_dir(cache_dir: &Path, repo_id: &str, commit: &str) -> PathBuf {
         .pointer_path(commit)
 }
 
-/// A cached, complete snapshot of `repo_id` at `revision` (branch, tag or
-/// commit), if there is one.
-pub fn cached_snapshot(cache_dir: &Path, repo_id: &str, revision: &str) -> Option<Resolved> {
-    match cache_lookup(cache_dir, repo_id, revision) {
-        CacheState::Complete(resolved) => Some(resolved),
-        _ => None,
-    }
-}
-
 /// Files a model needs that are missing from `dir`: `config.json` and a
 /// complete set of weights (the tokenizer is the loader's to judge).
 pub fn missing_model_files(dir: &Path) -> Vec<String> {
