@@ -206,21 +206,9 @@ impl LayerNorm {
         bias: Option<&[f32]>,
         residual: &Tensor,
     ) -> Result<()> {
-        let cols = y.dim(1)?;
-        if residual.dims() != y.dims() {
-            return Err(Error::invalid_model("residual shape mismatch"));
-        }
-        with_f32(residual, |res| {
-            with_f32_mut(y, |data| {
-                data.par_chunks_mut(cols * ROWS_PER_TASK)
-                    .zip(res.par_chunks(cols * ROWS_PER_TASK))
-                    .for_each(|(chunk, res_chunk)| {
-                        for (row, res_row) in chunk.chunks_mut(cols).zip(res_chunk.chunks(cols)) {
-                            norm_row(self, row, Some(res_row), bias);
-                        }
-                    })
-            })
-        })?
+        for_rows_with_residual(y, residual, |row, res_row| {
+            norm_row(self, row, Some(res_row), bias)
+        })
     }
 }
 
@@ -278,6 +266,23 @@ pub fn gated_activation(x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Re
 /// `y += bias + residual` in place: the residual connection of pre-norm
 /// layers, where no normalisation follows.
 pub fn add_residual_inplace(y: &Tensor, bias: Option<&[f32]>, residual: &Tensor) -> Result<()> {
+    for_rows_with_residual(y, residual, |row, res_row| match bias {
+        Some(b) => row
+            .iter_mut()
+            .zip(res_row)
+            .zip(b)
+            .for_each(|((x, r), b)| *x += r + b),
+        None => row.iter_mut().zip(res_row).for_each(|(x, r)| *x += r),
+    })
+}
+
+/// Runs `f(row of y, same row of residual)` for every row, in parallel,
+/// writing `y` in place.
+fn for_rows_with_residual(
+    y: &Tensor,
+    residual: &Tensor,
+    f: impl Fn(&mut [f32], &[f32]) + Send + Sync,
+) -> Result<()> {
     let cols = y.dim(1)?;
     if residual.dims() != y.dims() {
         return Err(Error::invalid_model("residual shape mismatch"));
@@ -286,15 +291,10 @@ pub fn add_residual_inplace(y: &Tensor, bias: Option<&[f32]>, residual: &Tensor)
         with_f32_mut(y, |data| {
             data.par_chunks_mut(cols * ROWS_PER_TASK)
                 .zip(res.par_chunks(cols * ROWS_PER_TASK))
-                .for_each(|(chunk, res_chunk)| match bias {
-                    Some(b) => {
-                        for (row, res_row) in chunk.chunks_mut(cols).zip(res_chunk.chunks(cols)) {
-                            for ((x, r), b) in row.iter_mut().zip(res_row).zip(b) {
-                                *x += r + b;
-                            }
-                        }
+                .for_each(|(chunk, res_chunk)| {
+                    for (row, res_row) in chunk.chunks_mut(cols).zip(res_chunk.chunks(cols)) {
+                        f(row, res_row);
                     }
-                    None => chunk.iter_mut().zip(res_chunk).for_each(|(x, r)| *x += r),
                 })
         })
     })?
