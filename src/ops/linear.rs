@@ -9,11 +9,19 @@ use crate::error::Result;
 use rayon::prelude::*;
 
 pub struct Linear {
-    /// `[in, out]`, contiguous: HF stores `[out, in]`; transposing once at
-    /// load time gives gemm a row-major right-hand side.
-    weight_t: Tensor,
+    weight: Weight,
     pub bias: Option<Vec<f32>>,
     pub out_features: usize,
+}
+
+/// How the weight is kept for the product this CPU runs best.
+enum Weight {
+    /// `[in, out]`, contiguous: HF stores `[out, in]`; transposing once at
+    /// load time gives gemm a row-major right-hand side.
+    Dense(Tensor),
+    /// Split into bf16 parts in tile order, for AMX at float32 accuracy.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Tiles(super::amx::PackedWeight),
 }
 
 impl Linear {
@@ -39,34 +47,57 @@ impl Linear {
     /// Several layers that read the same input, fused into one product
     /// (query, key and value): weights concatenated along `out`.
     pub fn fuse(parts: &[Linear]) -> Result<Self> {
-        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight_t).collect();
-        let weight_t = Tensor::cat(&weights, 1)?.contiguous()?;
+        let weights = parts.iter().map(Linear::weight).collect::<Result<Vec<_>>>()?;
+        let weight = Tensor::cat(&weights, 0)?;
         let bias = if parts.iter().all(|p| p.bias.is_some()) {
             Some(parts.iter().flat_map(|p| p.bias.clone().unwrap()).collect())
         } else {
             None
         };
-        let out_features = parts.iter().map(|p| p.out_features).sum();
+        Self::from_weight(&weight, bias)
+    }
+
+    /// `weight` is `[out, in]`, as checkpoints store it.
+    pub fn from_weight(weight: &Tensor, bias: Option<Vec<f32>>) -> Result<Self> {
+        let (out_features, in_features) = weight.dims2()?;
+        let weight = weight.to_dtype(DType::F32)?;
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if super::amx::available() && out_features >= super::amx::MIN_OUT_FEATURES {
+            let data = to_vec(&weight)?;
+            return Ok(Self {
+                weight: Weight::Tiles(super::amx::PackedWeight::new(&data, out_features, in_features)),
+                bias,
+                out_features,
+            });
+        }
         Ok(Self {
-            weight_t,
+            weight: Weight::Dense(weight.t()?.contiguous()?),
             bias,
             out_features,
         })
     }
 
-    pub fn from_weight(weight: &Tensor, bias: Option<Vec<f32>>) -> Result<Self> {
-        let out_features = weight.dim(0)?;
-        let weight_t = weight.to_dtype(DType::F32)?.t()?.contiguous()?;
-        Ok(Self {
-            weight_t,
-            bias,
-            out_features,
-        })
+    /// The float32 weight `[out, in]`, exactly as loaded.
+    fn weight(&self) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Dense(weight_t) => Ok(weight_t.t()?.contiguous()?),
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weight::Tiles(packed) => super::matrix(packed.to_f32(), packed.out_features(), packed.in_features()),
+        }
     }
 
     /// `x @ W^T` without the bias.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        super::profile::time(super::profile::Op::Matmul, || Ok(x.matmul(&self.weight_t)?))
+        super::profile::time(super::profile::Op::Matmul, || match &self.weight {
+            Weight::Dense(weight_t) => Ok(x.matmul(weight_t)?),
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weight::Tiles(packed) => {
+                let (rows, _) = x.dims2()?;
+                let x = x.contiguous()?;
+                let out = with_f32(&x, |data| super::amx::matmul(data, rows, packed))?;
+                super::matrix(out, rows, self.out_features)
+            }
+        })
     }
 
     /// `x @ W^T + b`.

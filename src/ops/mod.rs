@@ -3,6 +3,8 @@
 //! elementwise kernels. Activations are candle tensors of shape
 //! `[tokens, features]`; kernels work on their contiguous f32 buffers.
 
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod amx;
 pub mod attention;
 pub mod kernels;
 pub mod linear;

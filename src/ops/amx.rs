@@ -1,0 +1,514 @@
+//! Float32 matrix products on Intel AMX tiles (Sapphire Rapids and later).
+//!
+//! The tile unit multiplies bfloat16 and accumulates in float32, about
+//! sixteen times the AVX-512 float32 rate. Float32 accuracy is kept by
+//! splitting every f32 into three bf16 parts, `x = hi + mid + lo` exactly,
+//! and summing the six part products down to order 2^-24 (`hi*hi`,
+//! `hi*mid`, `mid*hi`, `hi*lo`, `mid*mid`, `lo*hi`); the three dropped ones
+//! are below float32's own rounding. Weights are split and laid out in tile
+//! order once, at load time; activations are split per product.
+//!
+//! Used only where the CPU has AMX and Linux grants the process the tile
+//! state; `CROSSRANK_AMX=0` turns it off.
+
+use std::arch::asm;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// Tile geometry: 16 rows of 64 bytes; a k-block is 32 bf16 values.
+const TILE_ROWS: usize = 16;
+const K_BLOCK: usize = 32;
+const TILE_BYTES: usize = 1024;
+const TILE_ELEMS: usize = TILE_BYTES / 2;
+/// The micro-kernel computes 32x32 outputs in four accumulator tiles.
+const M_BLOCK: usize = 32;
+const N_BLOCK: usize = 32;
+/// Rows per parallel task: the task's split activations stay in L2.
+const M_BLOCKS_PER_TASK: usize = 4;
+const PARTS: usize = 3;
+/// Narrower layers (classifier heads) stay on the float32 path: padding
+/// them to a 32-column block would waste the tiles.
+pub const MIN_OUT_FEATURES: usize = 32;
+/// K-blocks per pass: both column tiles of all parts, 24 KiB, stay in L1.
+const K_BLOCKS_PER_CHUNK: usize = 1;
+
+/// Part products to sum, grouped by the left part: `(a, [b...])`.
+const PRODUCTS: [(usize, &[usize]); 3] = [(0, &[0, 1, 2]), (1, &[0, 1]), (2, &[0])];
+
+/// bf16 values in 64-byte lines: tile rows must not straddle cache lines.
+struct Lines(Vec<Line>);
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u16; 32]);
+
+impl Lines {
+    fn zeroed(elems: usize) -> Self {
+        Self(vec![Line([0; 32]); elems.div_ceil(32)])
+    }
+
+    fn as_slice(&self) -> &[u16] {
+        // SAFETY: `Line` is 32 u16 with no padding (64 bytes, align 64).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 32) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u16] {
+        // SAFETY: as in `as_slice`.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), self.0.len() * 32) }
+    }
+}
+
+/// Whether this process may use AMX, decided once.
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::env::var("CROSSRANK_AMX").map_or(true, |v| v != "0") && cpu_has_amx_bf16() && request_tile_state()
+    })
+}
+
+fn cpu_has_amx_bf16() -> bool {
+    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+    let amx_bf16 = leaf7.edx & (1 << 22) != 0;
+    let amx_tile = leaf7.edx & (1 << 24) != 0;
+    amx_bf16 && amx_tile
+}
+
+/// Linux hands out the 8 KiB tile state only on request (since 5.16).
+fn request_tile_state() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: a plain syscall with integer arguments.
+    let status = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) };
+    status == 0
+}
+
+/// A weight `[out, in]` split into bf16 parts, laid out as the tiles that
+/// the kernel loads: `[column block of 16][part][k-block][tile]`, each tile
+/// 16 k-pairs by 16 columns with the two k of a pair adjacent.
+pub struct PackedWeight {
+    tiles: Lines,
+    out_features: usize,
+    in_features: usize,
+    k_blocks: usize,
+    padded_out: usize,
+}
+
+impl PackedWeight {
+    pub fn new(weight: &[f32], out_features: usize, in_features: usize) -> Self {
+        let k_blocks = in_features.div_ceil(K_BLOCK);
+        let padded_out = out_features.next_multiple_of(N_BLOCK);
+        let column_blocks = padded_out / TILE_ROWS;
+        let tile_elems = TILE_BYTES / 2;
+        let mut lines = Lines::zeroed(column_blocks * PARTS * k_blocks * tile_elems);
+        let tiles = lines.as_mut_slice();
+        for (n, row) in weight.chunks_exact(in_features).enumerate() {
+            let (block, col) = (n / TILE_ROWS, n % TILE_ROWS);
+            for (k, &x) in row.iter().enumerate() {
+                let parts = split(x);
+                let (kb, kr, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
+                for (p, &part) in parts.iter().enumerate() {
+                    let tile = (block * k_blocks + kb) * PARTS + p;
+                    tiles[tile * tile_elems + kr * 32 + col * 2 + odd] = part;
+                }
+            }
+        }
+        Self {
+            tiles: lines,
+            out_features,
+            in_features,
+            k_blocks,
+            padded_out,
+        }
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// The exact float32 weight `[out, in]` back (the parts sum to it).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let tile_elems = TILE_BYTES / 2;
+        let mut weight = vec![0f32; self.out_features * self.in_features];
+        for (n, row) in weight.chunks_exact_mut(self.in_features).enumerate() {
+            let (block, col) = (n / TILE_ROWS, n % TILE_ROWS);
+            for (k, x) in row.iter_mut().enumerate() {
+                let (kb, kr, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
+                // Smallest part first: the sum is exact either way.
+                *x = (0..PARTS).rev().fold(0.0, |acc, p| {
+                    let tile = (block * self.k_blocks + kb) * PARTS + p;
+                    acc + bf16_to_f32(self.tiles.as_slice()[tile * tile_elems + kr * 32 + col * 2 + odd])
+                });
+            }
+        }
+        weight
+    }
+
+    fn tile(&self, column_block: usize, part: usize, kb: usize) -> *const u16 {
+        let tile = (column_block * self.k_blocks + kb) * PARTS + part;
+        self.tiles.as_slice()[tile * TILE_ELEMS..].as_ptr()
+    }
+}
+
+/// `x @ W^T` for `x` of `rows x in_features`, returned `rows x out_features`.
+pub fn matmul(x: &[f32], rows: usize, w: &PackedWeight) -> Vec<f32> {
+    assert_eq!(x.len(), rows * w.in_features, "activation shape");
+    let mut out = vec![0f32; rows * w.out_features];
+    let target = Output { ptr: out.as_mut_ptr(), rows, cols: w.out_features };
+    let m_blocks = rows.div_ceil(M_BLOCK);
+    tasks(m_blocks, w.padded_out / N_BLOCK).par_iter().for_each(|task| {
+        let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
+        BAND_BUFFER.with_borrow_mut(|buffer| {
+            let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks);
+            // SAFETY: tasks own disjoint output blocks; every tile read lies
+            // inside `band` and `w` (both padded).
+            with_tiles(|| unsafe { band_product(&band, w, task, &target) });
+        });
+    });
+    out
+}
+
+/// Where a task writes: the row-major `rows x cols` result.
+struct Output {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+}
+
+// SAFETY: tasks write disjoint blocks (see `matmul`).
+unsafe impl Sync for Output {}
+
+struct Task {
+    m_blocks: std::ops::Range<usize>,
+    n_blocks: std::ops::Range<usize>,
+}
+
+/// Splits the output into tasks: row bands first; few rows (one short
+/// pair) are also split by columns so every core gets work.
+fn tasks(m_blocks: usize, n_blocks: usize) -> Vec<Task> {
+    let threads = rayon::current_num_threads();
+    let bands = m_blocks.div_ceil(M_BLOCKS_PER_TASK);
+    let column_splits = if bands >= 2 * threads { 1 } else { (2 * threads).div_ceil(bands).min(n_blocks) };
+    let cols_per = n_blocks.div_ceil(column_splits);
+    let mut tasks = Vec::new();
+    for band in 0..bands {
+        let m = band * M_BLOCKS_PER_TASK..((band + 1) * M_BLOCKS_PER_TASK).min(m_blocks);
+        for start in (0..n_blocks).step_by(cols_per) {
+            tasks.push(Task {
+                m_blocks: m.clone(),
+                n_blocks: start..(start + cols_per).min(n_blocks),
+            });
+        }
+    }
+    tasks
+}
+
+
+/// A task's rows of the activations, split into bf16 parts and laid out as
+/// the tiles the kernel loads, `[row block of 16][part][k-block][tile]`.
+/// Rows past the end and columns past `k` are zeros. Split per task, into a
+/// buffer each worker thread keeps, so that it is hot in L2 and never paged
+/// in afresh.
+struct SplitBand<'a> {
+    data: &'a [u16],
+    first_row: usize,
+    k_blocks: usize,
+}
+
+thread_local! {
+    static BAND_BUFFER: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines(Vec::new())) };
+}
+
+impl<'a> SplitBand<'a> {
+    fn fill(buffer: &'a mut Lines, x: &[f32], k: usize, rows: std::ops::Range<usize>, k_blocks: usize) -> Self {
+        let block_len = PARTS * k_blocks * TILE_ELEMS;
+        let len = rows.len().div_ceil(TILE_ROWS) * block_len;
+        if buffer.0.len() * 32 < len {
+            *buffer = Lines::zeroed(len);
+        }
+        let data = &mut buffer.as_mut_slice()[..len];
+        let present = x.len() / k;
+        for (g, block) in data.chunks_exact_mut(block_len).enumerate() {
+            for r in 0..TILE_ROWS {
+                let row = rows.start + g * TILE_ROWS + r;
+                let src = if row < present { &x[row * k..(row + 1) * k] } else { &[] };
+                for kb in 0..k_blocks {
+                    let mut values = [0f32; K_BLOCK];
+                    let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
+                    let n = chunk.len().min(K_BLOCK);
+                    values[..n].copy_from_slice(&chunk[..n]);
+                    let at = |p: usize| (kb * PARTS + p) * TILE_ELEMS + r * K_BLOCK;
+                    let (hi, rest) = block.split_at_mut(at(1));
+                    let (mid, lo) = rest.split_at_mut(at(2) - at(1));
+                    split_tile_row(
+                        &values,
+                        (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
+                        (&mut mid[..K_BLOCK]).try_into().unwrap(),
+                        (&mut lo[..K_BLOCK]).try_into().unwrap(),
+                    );
+                }
+            }
+        }
+        Self {
+            data,
+            first_row: rows.start,
+            k_blocks,
+        }
+    }
+
+    fn tile(&self, row: usize, part: usize, kb: usize) -> *const u16 {
+        let block = (row - self.first_row) / TILE_ROWS;
+        let offset = ((block * self.k_blocks + kb) * PARTS + part) * TILE_ELEMS;
+        self.data[offset..].as_ptr()
+    }
+}
+
+super::simd::vectorized! {
+    fn split_tile_row(
+        src: &[f32; K_BLOCK],
+        hi: &mut [u16; K_BLOCK],
+        mid: &mut [u16; K_BLOCK],
+        lo: &mut [u16; K_BLOCK],
+    ) {
+        for i in 0..K_BLOCK {
+            [hi[i], mid[i], lo[i]] = split(src[i]);
+        }
+    }
+}
+
+/// `x = hi + mid + lo` exactly, each rounded to nearest bf16 in turn.
+#[inline(always)]
+fn split(x: f32) -> [u16; 3] {
+    let hi = round_to_bf16(x);
+    let rest = x - bf16_to_f32(hi);
+    let mid = round_to_bf16(rest);
+    let lo = round_to_bf16(rest - bf16_to_f32(mid));
+    [hi, mid, lo]
+}
+
+#[inline(always)]
+fn round_to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1));
+    (rounded >> 16) as u16
+}
+
+#[inline(always)]
+fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// Configures the tiles on this thread for `f` and releases them after, so
+/// that context switches do not carry 8 KiB of tile state.
+fn with_tiles(f: impl FnOnce()) {
+    #[repr(C, align(64))]
+    struct TileConfig {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+    }
+    let mut config = TileConfig {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [0; 16],
+        rows: [0; 16],
+    };
+    for t in 0..8 {
+        config.colsb[t] = 64;
+        config.rows[t] = TILE_ROWS as u8;
+    }
+    // SAFETY: the process was granted tile state (`available`), the config
+    // is valid for palette 1, and tiles are released before returning.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly));
+    }
+    f();
+    unsafe {
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+macro_rules! tile_load {
+    ($tile:literal, $ptr:expr, $stride:expr) => {
+        asm!(
+            concat!("tileloadd tmm", $tile, ", [{ptr} + {stride}*1]"),
+            ptr = in(reg) $ptr,
+            stride = in(reg) $stride,
+            options(nostack, readonly)
+        )
+    };
+}
+
+macro_rules! tile_store {
+    ($tile:literal, $ptr:expr, $stride:expr) => {
+        asm!(
+            concat!("tilestored [{ptr} + {stride}*1], tmm", $tile),
+            ptr = in(reg) $ptr,
+            stride = in(reg) $stride,
+            options(nostack)
+        )
+    };
+}
+
+/// The products of one task's row band and column range. K is walked in
+/// chunks whose weight tiles (both columns, all parts) stay in L1 while the
+/// band's rows pass over them; partial sums wait in aligned scratch blocks.
+unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Output) {
+    let mut sums = [const { Block([0.0; M_BLOCK * N_BLOCK]) }; M_BLOCKS_PER_TASK];
+    for nb in task.n_blocks.clone() {
+        for chunk_start in (0..w.k_blocks).step_by(K_BLOCKS_PER_CHUNK) {
+            let chunk = chunk_start..(chunk_start + K_BLOCKS_PER_CHUNK).min(w.k_blocks);
+            for (mb, sum) in task.m_blocks.clone().zip(&mut sums) {
+                block_product(a, w, mb, nb, chunk.clone(), sum);
+            }
+        }
+        for (mb, sum) in task.m_blocks.clone().zip(&sums) {
+            sum.copy_to(out, mb * M_BLOCK, nb * N_BLOCK);
+        }
+    }
+}
+
+/// One 32x32 block of results, aligned for tile stores.
+#[repr(C, align(64))]
+struct Block([f32; M_BLOCK * N_BLOCK]);
+
+impl Block {
+    /// Copies the rows and columns that exist in `out` (not padding).
+    unsafe fn copy_to(&self, out: &Output, row: usize, col: usize) {
+        let cols = N_BLOCK.min(out.cols - col);
+        for r in 0..M_BLOCK.min(out.rows - row) {
+            let src = &self.0[r * N_BLOCK..r * N_BLOCK + cols];
+            let dst = out.ptr.add((row + r) * out.cols + col);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, cols);
+        }
+    }
+}
+
+/// One 32x32 output block over a chunk of K, added to `sum` (which is
+/// overwritten at the first chunk): accumulators tmm0..3, activations
+/// tmm4..5, weights tmm6..7.
+#[inline(always)]
+unsafe fn block_product(
+    a: &SplitBand,
+    w: &PackedWeight,
+    mb: usize,
+    nb: usize,
+    chunk: std::ops::Range<usize>,
+    sum: &mut Block,
+) {
+    let row = mb * M_BLOCK;
+    let (left, right) = (2 * nb, 2 * nb + 1);
+    let stride = TILE_BYTES / TILE_ROWS;
+    let c_stride = N_BLOCK * 4;
+    let c = sum.0.as_mut_ptr();
+    let c_low = c.add(TILE_ROWS * N_BLOCK);
+    if chunk.start == 0 {
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    } else {
+        tile_load!("0", c, c_stride);
+        tile_load!("1", c.add(TILE_ROWS), c_stride);
+        tile_load!("2", c_low, c_stride);
+        tile_load!("3", c_low.add(TILE_ROWS), c_stride);
+    }
+    for kb in chunk.clone() {
+        if kb + 1 < chunk.end {
+            for part in 0..PARTS {
+                prefetch_tile(a.tile(row, part, kb + 1));
+                prefetch_tile(a.tile(row + TILE_ROWS, part, kb + 1));
+            }
+        }
+        for (pa, pbs) in PRODUCTS {
+            tile_load!("4", a.tile(row, pa, kb), stride);
+            tile_load!("5", a.tile(row + TILE_ROWS, pa, kb), stride);
+            for &pb in pbs {
+                tile_load!("6", w.tile(left, pb, kb), stride);
+                tile_load!("7", w.tile(right, pb, kb), stride);
+                asm!(
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    options(nostack, nomem)
+                );
+            }
+        }
+    }
+    tile_store!("0", c, c_stride);
+    tile_store!("1", c.add(TILE_ROWS), c_stride);
+    tile_store!("2", c_low, c_stride);
+    tile_store!("3", c_low.add(TILE_ROWS), c_stride);
+}
+
+/// Asks for a tile's 16 cache lines in L1 ahead of its load.
+#[inline(always)]
+unsafe fn prefetch_tile(tile: *const u16) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let bytes = tile.cast::<i8>();
+    for line in 0..TILE_ROWS {
+        _mm_prefetch::<_MM_HINT_T0>(bytes.add(line * 64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut out = vec![0f64; rows * n];
+        for r in 0..rows {
+            for c in 0..n {
+                out[r * n + c] = (0..k).map(|i| x[r * k + i] as f64 * w[c * k + i] as f64).sum();
+            }
+        }
+        out
+    }
+
+    fn noise(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_is_exact() {
+        for x in noise(10_000, 7) {
+            let [h, m, l] = split(x);
+            assert_eq!(bf16_to_f32(h) + bf16_to_f32(m) + bf16_to_f32(l), x);
+        }
+    }
+
+    #[test]
+    fn weights_round_trip() {
+        let (n, k) = (37, 70);
+        let w = noise(n * k, 3);
+        assert_eq!(PackedWeight::new(&w, n, k).to_f32(), w);
+    }
+
+    #[test]
+    fn products_match_float64_to_float32_accuracy() {
+        if !available() {
+            eprintln!("no AMX here: skipped");
+            return;
+        }
+        for (rows, k, n) in [(1, 384, 1152), (45, 384, 384), (100, 1536, 384), (33, 70, 37)] {
+            let x = noise(rows * k, 1);
+            let w = noise(n * k, 2);
+            let got = matmul(&x, rows, &PackedWeight::new(&w, n, k));
+            let want = reference(&x, &w, rows, k, n);
+            let scale: f64 = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
+            let worst = got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max);
+            assert!(worst / scale < 1e-6, "{rows}x{k}x{n}: {}", worst / scale);
+        }
+    }
+}
