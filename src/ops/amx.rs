@@ -31,7 +31,7 @@ const PARTS: usize = 3;
 /// them to a 32-column block would waste the tiles.
 pub const MIN_OUT_FEATURES: usize = 32;
 /// K-blocks per pass: both column tiles of all parts, 24 KiB, stay in L1.
-const K_BLOCKS_PER_CHUNK: usize = 1;
+const K_BLOCKS_PER_CHUNK: usize = 4;
 
 /// Part products to sum, grouped by the left part: `(a, [b...])`.
 const PRODUCTS: [(usize, &[usize]); 3] = [(0, &[0, 1, 2]), (1, &[0, 1]), (2, &[0])];
@@ -63,7 +63,9 @@ impl Lines {
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
-        std::env::var("CROSSRANK_AMX").map_or(true, |v| v != "0") && cpu_has_amx_bf16() && request_tile_state()
+        std::env::var("CROSSRANK_AMX").map_or(true, |v| v != "0")
+            && cpu_has_amx_bf16()
+            && request_tile_state()
     })
 }
 
@@ -79,7 +81,13 @@ fn request_tile_state() -> bool {
     const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
     const XFEATURE_XTILEDATA: libc::c_long = 18;
     // SAFETY: a plain syscall with integer arguments.
-    let status = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) };
+    let status = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        )
+    };
     status == 0
 }
 
@@ -141,7 +149,9 @@ impl PackedWeight {
                 // Smallest part first: the sum is exact either way.
                 *x = (0..PARTS).rev().fold(0.0, |acc, p| {
                     let tile = (block * self.k_blocks + kb) * PARTS + p;
-                    acc + bf16_to_f32(self.tiles.as_slice()[tile * tile_elems + kr * 32 + col * 2 + odd])
+                    acc + bf16_to_f32(
+                        self.tiles.as_slice()[tile * tile_elems + kr * 32 + col * 2 + odd],
+                    )
                 });
             }
         }
@@ -158,17 +168,23 @@ impl PackedWeight {
 pub fn matmul(x: &[f32], rows: usize, w: &PackedWeight) -> Vec<f32> {
     assert_eq!(x.len(), rows * w.in_features, "activation shape");
     let mut out = vec![0f32; rows * w.out_features];
-    let target = Output { ptr: out.as_mut_ptr(), rows, cols: w.out_features };
+    let target = Output {
+        ptr: out.as_mut_ptr(),
+        rows,
+        cols: w.out_features,
+    };
     let m_blocks = rows.div_ceil(M_BLOCK);
-    tasks(m_blocks, w.padded_out / N_BLOCK).par_iter().for_each(|task| {
-        let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
-        BAND_BUFFER.with_borrow_mut(|buffer| {
-            let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks);
-            // SAFETY: tasks own disjoint output blocks; every tile read lies
-            // inside `band` and `w` (both padded).
-            with_tiles(|| unsafe { band_product(&band, w, task, &target) });
+    tasks(m_blocks, w.padded_out / N_BLOCK)
+        .par_iter()
+        .for_each(|task| {
+            let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
+            BAND_BUFFER.with_borrow_mut(|buffer| {
+                let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks);
+                // SAFETY: tasks own disjoint output blocks; every tile read lies
+                // inside `band` and `w` (both padded).
+                with_tiles(|| unsafe { band_product(&band, w, task, &target) });
+            });
         });
-    });
     out
 }
 
@@ -192,7 +208,11 @@ struct Task {
 fn tasks(m_blocks: usize, n_blocks: usize) -> Vec<Task> {
     let threads = rayon::current_num_threads();
     let bands = m_blocks.div_ceil(M_BLOCKS_PER_TASK);
-    let column_splits = if bands >= 2 * threads { 1 } else { (2 * threads).div_ceil(bands).min(n_blocks) };
+    let column_splits = if bands >= 2 * threads {
+        1
+    } else {
+        (2 * threads).div_ceil(bands).min(n_blocks)
+    };
     let cols_per = n_blocks.div_ceil(column_splits);
     let mut tasks = Vec::new();
     for band in 0..bands {
@@ -206,7 +226,6 @@ fn tasks(m_blocks: usize, n_blocks: usize) -> Vec<Task> {
     }
     tasks
 }
-
 
 /// A task's rows of the activations, split into bf16 parts and laid out as
 /// the tiles the kernel loads, `[row block of 16][part][k-block][tile]`.
@@ -224,7 +243,13 @@ thread_local! {
 }
 
 impl<'a> SplitBand<'a> {
-    fn fill(buffer: &'a mut Lines, x: &[f32], k: usize, rows: std::ops::Range<usize>, k_blocks: usize) -> Self {
+    fn fill(
+        buffer: &'a mut Lines,
+        x: &[f32],
+        k: usize,
+        rows: std::ops::Range<usize>,
+        k_blocks: usize,
+    ) -> Self {
         let block_len = PARTS * k_blocks * TILE_ELEMS;
         let len = rows.len().div_ceil(TILE_ROWS) * block_len;
         if buffer.0.len() * 32 < len {
@@ -235,7 +260,11 @@ impl<'a> SplitBand<'a> {
         for (g, block) in data.chunks_exact_mut(block_len).enumerate() {
             for r in 0..TILE_ROWS {
                 let row = rows.start + g * TILE_ROWS + r;
-                let src = if row < present { &x[row * k..(row + 1) * k] } else { &[] };
+                let src = if row < present {
+                    &x[row * k..(row + 1) * k]
+                } else {
+                    &[]
+                };
                 for kb in 0..k_blocks {
                     let mut values = [0f32; K_BLOCK];
                     let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
@@ -410,7 +439,13 @@ unsafe fn block_product(
     let c = sum.0.as_mut_ptr();
     let c_low = c.add(TILE_ROWS * N_BLOCK);
     if chunk.start == 0 {
-        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
     } else {
         tile_load!("0", c, c_stride);
         tile_load!("1", c.add(TILE_ROWS), c_stride);
@@ -464,7 +499,9 @@ mod tests {
         let mut out = vec![0f64; rows * n];
         for r in 0..rows {
             for c in 0..n {
-                out[r * n + c] = (0..k).map(|i| x[r * k + i] as f64 * w[c * k + i] as f64).sum();
+                out[r * n + c] = (0..k)
+                    .map(|i| x[r * k + i] as f64 * w[c * k + i] as f64)
+                    .sum();
             }
         }
         out
@@ -474,7 +511,9 @@ mod tests {
         let mut s = seed;
         (0..len)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
             })
             .collect()
@@ -501,13 +540,22 @@ mod tests {
             eprintln!("no AMX here: skipped");
             return;
         }
-        for (rows, k, n) in [(1, 384, 1152), (45, 384, 384), (100, 1536, 384), (33, 70, 37)] {
+        for (rows, k, n) in [
+            (1, 384, 1152),
+            (45, 384, 384),
+            (100, 1536, 384),
+            (33, 70, 37),
+        ] {
             let x = noise(rows * k, 1);
             let w = noise(n * k, 2);
             let got = matmul(&x, rows, &PackedWeight::new(&w, n, k));
             let want = reference(&x, &w, rows, k, n);
             let scale: f64 = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
-            let worst = got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max);
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (*g as f64 - w).abs())
+                .fold(0.0, f64::max);
             assert!(worst / scale < 1e-6, "{rows}x{k}x{n}: {}", worst / scale);
         }
     }

@@ -47,7 +47,10 @@ impl Linear {
     /// Several layers that read the same input, fused into one product
     /// (query, key and value): weights concatenated along `out`.
     pub fn fuse(parts: &[Linear]) -> Result<Self> {
-        let weights = parts.iter().map(Linear::weight).collect::<Result<Vec<_>>>()?;
+        let weights = parts
+            .iter()
+            .map(Linear::weight)
+            .collect::<Result<Vec<_>>>()?;
         let weight = Tensor::cat(&weights, 0)?;
         let bias = if parts.iter().all(|p| p.bias.is_some()) {
             Some(parts.iter().flat_map(|p| p.bias.clone().unwrap()).collect())
@@ -65,7 +68,11 @@ impl Linear {
         if super::amx::available() && out_features >= super::amx::MIN_OUT_FEATURES {
             let data = to_vec(&weight)?;
             return Ok(Self {
-                weight: Weight::Tiles(super::amx::PackedWeight::new(&data, out_features, in_features)),
+                weight: Weight::Tiles(super::amx::PackedWeight::new(
+                    &data,
+                    out_features,
+                    in_features,
+                )),
                 bias,
                 out_features,
             });
@@ -82,7 +89,9 @@ impl Linear {
         match &self.weight {
             Weight::Dense(weight_t) => Ok(weight_t.t()?.contiguous()?),
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Weight::Tiles(packed) => super::matrix(packed.to_f32(), packed.out_features(), packed.in_features()),
+            Weight::Tiles(packed) => {
+                super::matrix(packed.to_f32(), packed.out_features(), packed.in_features())
+            }
         }
     }
 
