@@ -220,8 +220,7 @@ impl Layer {
             return self.base.forward(x, cu_seqlens);
         };
         let b = &self.base;
-        let qkv = b.qkv.matmul(x)?;
-        bias_activation(&qkv, b.qkv.bias.as_deref(), Activation::Identity)?;
+        let qkv = b.qkv.forward(x)?;
         let attention = Disentangled {
             spec: &b.attention,
             pos_key: positions.key.as_deref(),
@@ -234,8 +233,7 @@ impl Layer {
         let attended = b.attn_out.matmul(&context)?;
         b.attn_norm
             .add_residual_inplace(&attended, b.attn_out.bias.as_deref(), x)?;
-        let inner = b.ffn_in.matmul(&attended)?;
-        bias_activation(&inner, b.ffn_in.bias.as_deref(), b.act)?;
+        let inner = b.ffn_in.forward_activation(&attended, b.act)?;
         let out = b.ffn_out.matmul(&inner)?;
         b.ffn_norm
             .add_residual_inplace(&out, b.ffn_out.bias.as_deref(), &attended)?;

@@ -11,7 +11,6 @@ use super::encoder::{
 };
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::error::Result;
-use crate::ops::kernels::bias_activation;
 use crate::ops::{Activation, Linear};
 
 /// `ElectraConfig`'s default `embedding_size`.
@@ -68,8 +67,7 @@ impl CrossEncoderModel for Electra {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
         let mut x = self.embeddings.forward(batch)?;
         if let Some(project) = &self.project {
-            x = project.matmul(&x)?;
-            bias_activation(&x, project.bias.as_deref(), Activation::Identity)?;
+            x = project.forward(&x)?;
         }
         let x = run_layers(&self.layers, x, &batch.cu_seqlens)?;
         self.head.forward(&x, batch)

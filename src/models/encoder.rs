@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::{LoadSpec, ModelShape, PackedBatch};
 use crate::error::{Error, Result};
-use crate::ops::kernels::{bias_activation, gather_rows};
+use crate::ops::kernels::gather_rows;
 use crate::ops::profile::{time, Op};
 use crate::ops::{
     matrix, packed_attention, to_vec, with_f32, Activation, AttentionSpec, LayerNorm, Linear,
@@ -242,10 +242,7 @@ impl PostNormLayer {
     }
 
     pub fn forward(&self, x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
-        let qkv = self.qkv.matmul(x)?;
-        time(Op::BiasActivation, || {
-            bias_activation(&qkv, self.qkv.bias.as_deref(), Activation::Identity)
-        })?;
+        let qkv = self.qkv.forward(x)?;
         let context = time(Op::Attention, || {
             packed_attention(&qkv, cu_seqlens, &self.attention)
         })?;
@@ -255,10 +252,7 @@ impl PostNormLayer {
             self.attn_norm
                 .add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)
         })?;
-        let inner = self.ffn_in.matmul(&attended)?;
-        time(Op::BiasActivation, || {
-            bias_activation(&inner, self.ffn_in.bias.as_deref(), self.act)
-        })?;
+        let inner = self.ffn_in.forward_activation(&attended, self.act)?;
         let out = self.ffn_out.matmul(&inner)?;
         time(Op::ResidualNorm, || {
             self.ffn_norm
@@ -352,8 +346,7 @@ impl ClassificationHead {
     /// Raw logits, `[num_sequences * num_labels]`.
     pub fn forward(&self, x: &Tensor, batch: &PackedBatch) -> Result<Vec<f32>> {
         let first = gather_rows(x, &batch.first_tokens())?;
-        let hidden = self.dense.matmul(&first)?;
-        bias_activation(&hidden, self.dense.bias.as_deref(), self.act)?;
+        let hidden = self.dense.forward_activation(&first, self.act)?;
         let logits = self.out.forward(&hidden)?;
         with_f32(&logits, |d| d.to_vec())
     }

@@ -14,9 +14,7 @@ use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, Table};
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::ops::kernels::{
-    add_residual_inplace, bias_activation, gated_activation, gather_rows, mean_rows,
-};
+use crate::ops::kernels::{add_residual_inplace, gated_activation, gather_rows, mean_rows};
 use crate::ops::profile::{time, Op};
 use crate::ops::rotary::{Rope, RopeTable};
 use crate::ops::{packed_attention, with_f32, Activation, AttentionSpec, LayerNorm, Linear};
@@ -97,11 +95,8 @@ impl Layer {
             Some(norm) => Some(time(Op::ResidualNorm, || norm.forward_new(x))?),
             None => None,
         };
-        let qkv = self.qkv.matmul(normed.as_ref().unwrap_or(x))?;
+        let qkv = self.qkv.forward(normed.as_ref().unwrap_or(x))?;
         drop(normed);
-        if let Some(bias) = &self.qkv.bias {
-            bias_activation(&qkv, Some(bias), Activation::Identity)?;
-        }
         let context = time(Op::Attention, || {
             rope.apply_qk(&qkv, cu_seqlens, self.attention.heads)?;
             packed_attention(&qkv, cu_seqlens, &self.attention)
@@ -292,8 +287,7 @@ impl Head {
             Pooling::Cls => gather_rows(x, &batch.first_tokens())?,
             Pooling::Mean => mean_rows(x, &batch.cu_seqlens)?,
         };
-        let hidden = self.dense.matmul(&pooled)?;
-        bias_activation(&hidden, self.dense.bias.as_deref(), self.act)?;
+        let hidden = self.dense.forward_activation(&pooled, self.act)?;
         self.norm.forward_inplace(&hidden)?;
         let logits = self.classifier.forward(&hidden)?;
         with_f32(&logits, |d| d.to_vec())

@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::kernels::{activation_row, Activation};
+
 /// Tile geometry: 16 rows of 64 bytes; a k-block is 32 bf16 values.
 const TILE_ROWS: usize = 16;
 const K_BLOCK: usize = 32;
@@ -164,14 +166,24 @@ impl PackedWeight {
     }
 }
 
-/// `x @ W^T` for `x` of `rows x in_features`, returned `rows x out_features`.
-pub fn matmul(x: &[f32], rows: usize, w: &PackedWeight) -> Vec<f32> {
+/// `act(x @ W^T + bias)` for `x` of `rows x in_features`, returned
+/// `rows x out_features`. The bias and activation are applied to each block
+/// while it is in L1, saving a pass over the result.
+pub fn matmul(
+    x: &[f32],
+    rows: usize,
+    w: &PackedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
     assert_eq!(x.len(), rows * w.in_features, "activation shape");
     let mut out = vec![0f32; rows * w.out_features];
     let target = Output {
         ptr: out.as_mut_ptr(),
         rows,
         cols: w.out_features,
+        bias,
+        act,
     };
     let m_blocks = rows.div_ceil(M_BLOCK);
     tasks(m_blocks, w.padded_out / N_BLOCK)
@@ -188,15 +200,18 @@ pub fn matmul(x: &[f32], rows: usize, w: &PackedWeight) -> Vec<f32> {
     out
 }
 
-/// Where a task writes: the row-major `rows x cols` result.
-struct Output {
+/// Where a task writes: the row-major `rows x cols` result, and what is
+/// applied on the way.
+struct Output<'a> {
     ptr: *mut f32,
     rows: usize,
     cols: usize,
+    bias: Option<&'a [f32]>,
+    act: Activation,
 }
 
 // SAFETY: tasks write disjoint blocks (see `matmul`).
-unsafe impl Sync for Output {}
+unsafe impl Sync for Output<'_> {}
 
 struct Task {
     m_blocks: std::ops::Range<usize>,
@@ -398,8 +413,8 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
                 block_product(a, w, mb, nb, chunk.clone(), sum);
             }
         }
-        for (mb, sum) in task.m_blocks.clone().zip(&sums) {
-            sum.copy_to(out, mb * M_BLOCK, nb * N_BLOCK);
+        for (mb, sum) in task.m_blocks.clone().zip(&mut sums) {
+            sum.write_to(out, mb * M_BLOCK, nb * N_BLOCK);
         }
     }
 }
@@ -409,11 +424,14 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
 struct Block([f32; M_BLOCK * N_BLOCK]);
 
 impl Block {
-    /// Copies the rows and columns that exist in `out` (not padding).
-    unsafe fn copy_to(&self, out: &Output, row: usize, col: usize) {
+    /// Applies bias and activation to the rows and columns that exist in
+    /// `out` (not padding) and copies them there.
+    unsafe fn write_to(&mut self, out: &Output, row: usize, col: usize) {
         let cols = N_BLOCK.min(out.cols - col);
+        let bias = out.bias.map(|b| &b[col..col + cols]);
         for r in 0..M_BLOCK.min(out.rows - row) {
-            let src = &self.0[r * N_BLOCK..r * N_BLOCK + cols];
+            let src = &mut self.0[r * N_BLOCK..r * N_BLOCK + cols];
+            activation_row(out.act, src, bias);
             let dst = out.ptr.add((row + r) * out.cols + col);
             std::ptr::copy_nonoverlapping(src.as_ptr(), dst, cols);
         }
@@ -548,7 +566,13 @@ mod tests {
         ] {
             let x = noise(rows * k, 1);
             let w = noise(n * k, 2);
-            let got = matmul(&x, rows, &PackedWeight::new(&w, n, k));
+            let got = matmul(
+                &x,
+                rows,
+                &PackedWeight::new(&w, n, k),
+                None,
+                Activation::Identity,
+            );
             let want = reference(&x, &w, rows, k, n);
             let scale: f64 = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
             let worst = got

@@ -80,7 +80,7 @@ impl Activation {
 vectorized! {
     /// `row = act(row + bias)`; one branch per row, so the inner loop is a
     /// straight, vectorisable map.
-    fn activation_row(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
+    pub(crate) fn activation_row(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
         macro_rules! map {
             ($f:expr) => {
                 match bias {

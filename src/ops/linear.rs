@@ -4,9 +4,10 @@
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
+use super::kernels::{bias_activation, Activation};
+use super::profile::{time, Op};
 use super::{to_vec, with_f32};
 use crate::error::Result;
-use rayon::prelude::*;
 
 pub struct Linear {
     weight: Weight,
@@ -97,39 +98,37 @@ impl Linear {
 
     /// `x @ W^T` without the bias.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        super::profile::time(super::profile::Op::Matmul, || match &self.weight {
-            Weight::Dense(weight_t) => Ok(x.matmul(weight_t)?),
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Weight::Tiles(packed) => {
-                let (rows, _) = x.dims2()?;
-                let x = x.contiguous()?;
-                let out = with_f32(&x, |data| super::amx::matmul(data, rows, packed))?;
-                super::matrix(out, rows, self.out_features)
-            }
-        })
+        self.product(x, None, Activation::Identity)
     }
 
     /// `x @ W^T + b`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.matmul(x)?;
-        match &self.bias {
-            None => Ok(y),
-            Some(bias) => add_row_vector(&y, bias),
+        self.forward_activation(x, Activation::Identity)
+    }
+
+    /// `act(x @ W^T + b)`.
+    pub fn forward_activation(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        self.product(x, self.bias.as_deref(), act)
+    }
+
+    fn product(&self, x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Dense(weight_t) => {
+                let y = time(Op::Matmul, || {
+                    Ok::<_, crate::error::Error>(x.matmul(weight_t)?)
+                })?;
+                if bias.is_some() || act != Activation::Identity {
+                    time(Op::BiasActivation, || bias_activation(&y, bias, act))?;
+                }
+                Ok(y)
+            }
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weight::Tiles(packed) => time(Op::Matmul, || {
+                let (rows, _) = x.dims2()?;
+                let x = x.contiguous()?;
+                let out = with_f32(&x, |data| super::amx::matmul(data, rows, packed, bias, act))?;
+                super::matrix(out, rows, self.out_features)
+            }),
         }
     }
-}
-
-/// `y[r, :] += v` for every row, in parallel; returns a new tensor.
-pub fn add_row_vector(y: &Tensor, v: &[f32]) -> Result<Tensor> {
-    let (rows, cols) = y.dims2()?;
-    let mut out = with_f32(y, |d| d.to_vec())?;
-    out.par_chunks_mut(cols * super::ROWS_PER_TASK)
-        .for_each(|chunk| {
-            for row in chunk.chunks_mut(cols) {
-                for (x, b) in row.iter_mut().zip(v) {
-                    *x += b;
-                }
-            }
-        });
-    super::matrix(out, rows, cols)
 }
