@@ -312,6 +312,14 @@ impl<'a> SplitBand<'a> {
 }
 
 super::simd::vectorized! {
+    /// `dst = act(src + bias)`, one branch per row.
+    fn finish_row(act: Activation, src: &[f32], bias: Option<&[f32]>, dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+        activation_row(act, dst, bias);
+    }
+}
+
+super::simd::vectorized! {
     fn split_tile_row(
         src: &[f32; K_BLOCK],
         hi: &mut [u16; K_BLOCK],
@@ -413,7 +421,7 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
                 block_product(a, w, mb, nb, chunk.clone(), sum);
             }
         }
-        for (mb, sum) in task.m_blocks.clone().zip(&mut sums) {
+        for (mb, sum) in task.m_blocks.clone().zip(&sums) {
             sum.write_to(out, mb * M_BLOCK, nb * N_BLOCK);
         }
     }
@@ -424,16 +432,15 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
 struct Block([f32; M_BLOCK * N_BLOCK]);
 
 impl Block {
-    /// Applies bias and activation to the rows and columns that exist in
-    /// `out` (not padding) and copies them there.
-    unsafe fn write_to(&mut self, out: &Output, row: usize, col: usize) {
+    /// Writes the rows and columns that exist in `out` (not padding), bias
+    /// and activation applied on the way.
+    unsafe fn write_to(&self, out: &Output, row: usize, col: usize) {
         let cols = N_BLOCK.min(out.cols - col);
         let bias = out.bias.map(|b| &b[col..col + cols]);
         for r in 0..M_BLOCK.min(out.rows - row) {
-            let src = &mut self.0[r * N_BLOCK..r * N_BLOCK + cols];
-            activation_row(out.act, src, bias);
-            let dst = out.ptr.add((row + r) * out.cols + col);
-            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, cols);
+            let src = &self.0[r * N_BLOCK..r * N_BLOCK + cols];
+            let dst = std::slice::from_raw_parts_mut(out.ptr.add((row + r) * out.cols + col), cols);
+            finish_row(out.act, src, bias, dst);
         }
     }
 }
