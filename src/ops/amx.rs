@@ -12,6 +12,7 @@
 //! state; `CROSSRANK_AMX=0` turns it off.
 
 use std::arch::asm;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -108,21 +109,24 @@ impl PackedWeight {
     pub fn new(weight: &[f32], out_features: usize, in_features: usize) -> Self {
         let k_blocks = in_features.div_ceil(K_BLOCK);
         let padded_out = out_features.next_multiple_of(N_BLOCK);
-        let column_blocks = padded_out / TILE_ROWS;
-        let tile_elems = TILE_BYTES / 2;
-        let mut lines = Lines::zeroed(column_blocks * PARTS * k_blocks * tile_elems);
-        let tiles = lines.as_mut_slice();
-        for (n, row) in weight.chunks_exact(in_features).enumerate() {
-            let (block, col) = (n / TILE_ROWS, n % TILE_ROWS);
-            for (k, &x) in row.iter().enumerate() {
-                let parts = split(x);
-                let (kb, kr, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
-                for (p, &part) in parts.iter().enumerate() {
-                    let tile = (block * k_blocks + kb) * PARTS + p;
-                    tiles[tile * tile_elems + kr * 32 + col * 2 + odd] = part;
+        let block_len = k_blocks * PARTS * TILE_ELEMS;
+        let mut lines = Lines::zeroed(padded_out / TILE_ROWS * block_len);
+        // One column block (16 output rows of the weight) per task.
+        lines
+            .as_mut_slice()
+            .par_chunks_mut(block_len)
+            .zip(weight.par_chunks(in_features * TILE_ROWS))
+            .for_each(|(tiles, rows)| {
+                for (col, row) in rows.chunks_exact(in_features).enumerate() {
+                    for (k, &x) in row.iter().enumerate() {
+                        let (kb, kr, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
+                        for (p, part) in split(x).into_iter().enumerate() {
+                            let tile = kb * PARTS + p;
+                            tiles[tile * TILE_ELEMS + kr * 32 + col * 2 + odd] = part;
+                        }
+                    }
                 }
-            }
-        }
+            });
         Self {
             tiles: lines,
             out_features,
@@ -177,7 +181,9 @@ pub fn matmul(
     act: Activation,
 ) -> Vec<f32> {
     assert_eq!(x.len(), rows * w.in_features, "activation shape");
-    let mut out = vec![0f32; rows * w.out_features];
+    // Every element is written below (tasks cover all blocks): no zeroing.
+    let mut out: Vec<MaybeUninit<f32>> = Vec::with_capacity(rows * w.out_features);
+    out.resize_with(rows * w.out_features, MaybeUninit::uninit);
     let target = Output {
         ptr: out.as_mut_ptr(),
         rows,
@@ -197,13 +203,15 @@ pub fn matmul(
                 with_tiles(|| unsafe { band_product(&band, w, task, &target) });
             });
         });
-    out
+    let mut out = std::mem::ManuallyDrop::new(out);
+    // SAFETY: all elements are initialised; MaybeUninit<f32> has f32's layout.
+    unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<f32>(), out.len(), out.capacity()) }
 }
 
 /// Where a task writes: the row-major `rows x cols` result, and what is
 /// applied on the way.
 struct Output<'a> {
-    ptr: *mut f32,
+    ptr: *mut MaybeUninit<f32>,
     rows: usize,
     cols: usize,
     bias: Option<&'a [f32]>,
@@ -226,7 +234,9 @@ fn tasks(m_blocks: usize, n_blocks: usize) -> Vec<Task> {
     let column_splits = if bands >= 2 * threads {
         1
     } else {
-        (2 * threads).div_ceil(bands).min(n_blocks)
+        (2 * threads)
+            .div_ceil(bands.max(1))
+            .clamp(1, n_blocks.max(1))
     };
     let cols_per = n_blocks.div_ceil(column_splits);
     let mut tasks = Vec::new();
@@ -312,10 +322,12 @@ impl<'a> SplitBand<'a> {
 }
 
 super::simd::vectorized! {
-    /// `dst = act(src + bias)`, one branch per row.
-    fn finish_row(act: Activation, src: &[f32], bias: Option<&[f32]>, dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-        activation_row(act, dst, bias);
+    /// `dst = act(src + bias)`, computed in `src`.
+    fn finish_row(act: Activation, src: &mut [f32], bias: Option<&[f32]>, dst: &mut [MaybeUninit<f32>]) {
+        activation_row(act, src, bias);
+        for (d, s) in dst.iter_mut().zip(src.iter()) {
+            d.write(*s);
+        }
     }
 }
 
@@ -421,7 +433,7 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
                 block_product(a, w, mb, nb, chunk.clone(), sum);
             }
         }
-        for (mb, sum) in task.m_blocks.clone().zip(&sums) {
+        for (mb, sum) in task.m_blocks.clone().zip(&mut sums) {
             sum.write_to(out, mb * M_BLOCK, nb * N_BLOCK);
         }
     }
@@ -434,11 +446,11 @@ struct Block([f32; M_BLOCK * N_BLOCK]);
 impl Block {
     /// Writes the rows and columns that exist in `out` (not padding), bias
     /// and activation applied on the way.
-    unsafe fn write_to(&self, out: &Output, row: usize, col: usize) {
+    unsafe fn write_to(&mut self, out: &Output, row: usize, col: usize) {
         let cols = N_BLOCK.min(out.cols - col);
         let bias = out.bias.map(|b| &b[col..col + cols]);
         for r in 0..M_BLOCK.min(out.rows - row) {
-            let src = &self.0[r * N_BLOCK..r * N_BLOCK + cols];
+            let src = &mut self.0[r * N_BLOCK..r * N_BLOCK + cols];
             let dst = std::slice::from_raw_parts_mut(out.ptr.add((row + r) * out.cols + col), cols);
             finish_row(out.act, src, bias, dst);
         }
@@ -589,5 +601,48 @@ mod tests {
                 .fold(0.0, f64::max);
             assert!(worst / scale < 1e-6, "{rows}x{k}x{n}: {}", worst / scale);
         }
+    }
+
+    #[test]
+    fn bias_and_activation_are_applied_on_write_back() {
+        if !available() {
+            eprintln!("no AMX here: skipped");
+            return;
+        }
+        let (rows, k, n) = (40, 64, 48);
+        let x = noise(rows * k, 4);
+        let w = noise(n * k, 5);
+        let bias = noise(n, 6);
+        let got = matmul(
+            &x,
+            rows,
+            &PackedWeight::new(&w, n, k),
+            Some(&bias),
+            Activation::Gelu,
+        );
+        let want = reference(&x, &w, rows, k, n);
+        for (i, (g, v)) in got.iter().zip(&want).enumerate() {
+            let expected = Activation::Gelu.apply((*v + bias[i % n] as f64) as f32);
+            assert!(
+                (g - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+                "{i}: {g} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_rows_give_no_output() {
+        if !available() {
+            return;
+        }
+        let w = noise(64 * 32, 8);
+        assert!(matmul(
+            &[],
+            0,
+            &PackedWeight::new(&w, 64, 32),
+            None,
+            Activation::Identity
+        )
+        .is_empty());
     }
 }
