@@ -37,7 +37,10 @@ pub const MIN_OUT_FEATURES: usize = 32;
 const K_BLOCKS_PER_CHUNK: usize = 4;
 
 /// Part products to sum, grouped by the left part: `(a, [b...])`.
-const PRODUCTS: [(usize, &[usize]); 3] = [(0, &[0, 1, 2]), (1, &[0, 1]), (2, &[0])];
+/// The six part products `(a, b)` whose orders sum to at most 2, in an
+/// order where each step changes one side: 14 tile loads per k-block
+/// instead of 18.
+const PRODUCTS: [(usize, usize); 6] = [(2, 0), (1, 0), (1, 1), (0, 1), (0, 0), (0, 2)];
 
 /// bf16 values in 64-byte lines: tile rows must not straddle cache lines.
 struct Lines(Vec<Line>);
@@ -325,6 +328,12 @@ super::simd::vectorized! {
     /// `dst = act(src + bias)`, computed in `src`.
     fn finish_row(act: Activation, src: &mut [f32], bias: Option<&[f32]>, dst: &mut [MaybeUninit<f32>]) {
         activation_row(act, src, bias);
+        // A whole block row has a constant size: an inline copy, not a
+        // call to memcpy per 128 bytes.
+        if let (Ok(src), Ok(dst)) = (<&[f32; N_BLOCK]>::try_from(&*src), <&mut [MaybeUninit<f32>; N_BLOCK]>::try_from(&mut *dst)) {
+            *dst = src.map(MaybeUninit::new);
+            return;
+        }
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             d.write(*s);
         }
@@ -496,20 +505,24 @@ unsafe fn block_product(
                 prefetch_tile(a.tile(row + TILE_ROWS, part, kb + 1));
             }
         }
-        for (pa, pbs) in PRODUCTS {
-            tile_load!("4", a.tile(row, pa, kb), stride);
-            tile_load!("5", a.tile(row + TILE_ROWS, pa, kb), stride);
-            for &pb in pbs {
+        let mut loaded = (usize::MAX, usize::MAX);
+        for (pa, pb) in PRODUCTS {
+            if loaded.0 != pa {
+                tile_load!("4", a.tile(row, pa, kb), stride);
+                tile_load!("5", a.tile(row + TILE_ROWS, pa, kb), stride);
+            }
+            if loaded.1 != pb {
                 tile_load!("6", w.tile(left, pb, kb), stride);
                 tile_load!("7", w.tile(right, pb, kb), stride);
-                asm!(
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    options(nostack, nomem)
-                );
             }
+            loaded = (pa, pb);
+            asm!(
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                options(nostack, nomem)
+            );
         }
     }
     tile_store!("0", c, c_stride);
