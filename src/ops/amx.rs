@@ -328,12 +328,6 @@ super::simd::vectorized! {
     /// `dst = act(src + bias)`, computed in `src`.
     fn finish_row(act: Activation, src: &mut [f32], bias: Option<&[f32]>, dst: &mut [MaybeUninit<f32>]) {
         activation_row(act, src, bias);
-        // A whole block row has a constant size: an inline copy, not a
-        // call to memcpy per 128 bytes.
-        if let (Ok(src), Ok(dst)) = (<&[f32; N_BLOCK]>::try_from(&*src), <&mut [MaybeUninit<f32>; N_BLOCK]>::try_from(&mut *dst)) {
-            *dst = src.map(MaybeUninit::new);
-            return;
-        }
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             d.write(*s);
         }
