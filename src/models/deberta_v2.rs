@@ -233,8 +233,7 @@ impl Layer {
         let attended = b.attn_out.matmul(&context)?;
         b.attn_norm
             .add_residual_inplace(&attended, b.attn_out.bias.as_deref(), x)?;
-        let inner = b.ffn_in.forward_activation(&attended, b.act)?;
-        let out = b.ffn_out.matmul(&inner)?;
+        let out = b.ffn_in.feed_forward(b.act, &b.ffn_out, &attended)?;
         b.ffn_norm
             .add_residual_inplace(&out, b.ffn_out.bias.as_deref(), &attended)?;
         Ok(out)

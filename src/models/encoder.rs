@@ -252,8 +252,9 @@ impl PostNormLayer {
             self.attn_norm
                 .add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)
         })?;
-        let inner = self.ffn_in.forward_activation(&attended, self.act)?;
-        let out = self.ffn_out.matmul(&inner)?;
+        let out = self
+            .ffn_in
+            .feed_forward(self.act, &self.ffn_out, &attended)?;
         time(Op::ResidualNorm, || {
             self.ffn_norm
                 .add_residual_inplace(&out, self.ffn_out.bias.as_deref(), &attended)

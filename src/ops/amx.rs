@@ -189,6 +189,7 @@ pub fn matmul(
     out.resize_with(rows * w.out_features, MaybeUninit::uninit);
     let target = Output {
         ptr: out.as_mut_ptr(),
+        first_row: 0,
         rows,
         cols: w.out_features,
         bias,
@@ -200,21 +201,97 @@ pub fn matmul(
         .for_each(|task| {
             let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
             BAND_BUFFER.with_borrow_mut(|buffer| {
-                let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks);
+                let band = SplitBand::fill(buffer, x, 0, w.in_features, band_rows, w.k_blocks);
                 // SAFETY: tasks own disjoint output blocks; every tile read lies
                 // inside `band` and `w` (both padded).
                 with_tiles(|| unsafe { band_product(&band, w, task, &target) });
             });
         });
-    let mut out = std::mem::ManuallyDrop::new(out);
-    // SAFETY: all elements are initialised; MaybeUninit<f32> has f32's layout.
-    unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<f32>(), out.len(), out.capacity()) }
+    // SAFETY: the tasks wrote every element.
+    unsafe { assume_init(out) }
+}
+
+/// # Safety
+/// Every element of `v` must be initialised.
+unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // MaybeUninit<f32> has f32's layout.
+    Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity())
+}
+
+/// `act(x @ W1^T + b1) @ W2^T`, a feed-forward block without its last bias,
+/// one band of rows per task: the wide intermediate lives only in that
+/// task's thread (in L2), never in memory. Few rows go through two
+/// separate products instead, which spread over more cores.
+pub fn feed_forward(
+    x: &[f32],
+    rows: usize,
+    w1: &PackedWeight,
+    b1: Option<&[f32]>,
+    act: Activation,
+    w2: &PackedWeight,
+) -> Vec<f32> {
+    assert_eq!(w1.out_features, w2.in_features, "feed-forward shapes");
+    let m_blocks = rows.div_ceil(M_BLOCK);
+    let bands = m_blocks.div_ceil(M_BLOCKS_PER_TASK);
+    if bands < 2 * rayon::current_num_threads() {
+        let inner = matmul(x, rows, w1, b1, act);
+        return matmul(&inner, rows, w2, None, Activation::Identity);
+    }
+    let mut out: Vec<MaybeUninit<f32>> = Vec::with_capacity(rows * w2.out_features);
+    out.resize_with(rows * w2.out_features, MaybeUninit::uninit);
+    let target = Output {
+        ptr: out.as_mut_ptr(),
+        first_row: 0,
+        rows,
+        cols: w2.out_features,
+        bias: None,
+        act: Activation::Identity,
+    };
+    (0..bands).into_par_iter().for_each(|band| {
+        let m = band * M_BLOCKS_PER_TASK..((band + 1) * M_BLOCKS_PER_TASK).min(m_blocks);
+        let band_rows = m.start * M_BLOCK..m.end * M_BLOCK;
+        let (first, end) = (band_rows.start, band_rows.end.min(rows));
+        BAND_BUFFER.with_borrow_mut(|split| {
+            INNER_BUFFER.with_borrow_mut(|inner| {
+                inner.resize((end - first) * w1.out_features, 0.0);
+                let inner_out = Output {
+                    ptr: inner.as_mut_ptr().cast(),
+                    first_row: first,
+                    rows: end,
+                    cols: w1.out_features,
+                    bias: b1,
+                    act,
+                };
+                let a =
+                    SplitBand::fill(split, x, 0, w1.in_features, band_rows.clone(), w1.k_blocks);
+                let first_task = Task {
+                    m_blocks: m.clone(),
+                    n_blocks: 0..w1.padded_out / N_BLOCK,
+                };
+                // SAFETY: as in `matmul`; `inner` holds exactly this band.
+                with_tiles(|| unsafe { band_product(&a, w1, &first_task, &inner_out) });
+                let a =
+                    SplitBand::fill(split, inner, first, w2.in_features, band_rows, w2.k_blocks);
+                let second_task = Task {
+                    m_blocks: m,
+                    n_blocks: 0..w2.padded_out / N_BLOCK,
+                };
+                with_tiles(|| unsafe { band_product(&a, w2, &second_task, &target) });
+            });
+        });
+    });
+    // SAFETY: the bands cover every row, each band every column.
+    unsafe { assume_init(out) }
 }
 
 /// Where a task writes: the row-major `rows x cols` result, and what is
 /// applied on the way.
 struct Output<'a> {
+    /// Row `first_row` of the result.
     ptr: *mut MaybeUninit<f32>,
+    first_row: usize,
+    /// The end of the rows that exist (not padding).
     rows: usize,
     cols: usize,
     bias: Option<&'a [f32]>,
@@ -267,13 +344,18 @@ struct SplitBand<'a> {
 }
 
 thread_local! {
+    /// The feed-forward intermediate of one band (see `feed_forward`).
+    static INNER_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     static BAND_BUFFER: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines(Vec::new())) };
 }
 
 impl<'a> SplitBand<'a> {
+    /// Splits `rows` (absolute row numbers) of `x`, whose first row is
+    /// row `x_first_row`.
     fn fill(
         buffer: &'a mut Lines,
         x: &[f32],
+        x_first_row: usize,
         k: usize,
         rows: std::ops::Range<usize>,
         k_blocks: usize,
@@ -287,7 +369,7 @@ impl<'a> SplitBand<'a> {
         let present = x.len() / k;
         for (g, block) in data.chunks_exact_mut(block_len).enumerate() {
             for r in 0..TILE_ROWS {
-                let row = rows.start + g * TILE_ROWS + r;
+                let row = rows.start + g * TILE_ROWS + r - x_first_row;
                 let src = if row < present {
                     &x[row * k..(row + 1) * k]
                 } else {
@@ -454,7 +536,8 @@ impl Block {
         let bias = out.bias.map(|b| &b[col..col + cols]);
         for r in 0..M_BLOCK.min(out.rows - row) {
             let src = &mut self.0[r * N_BLOCK..r * N_BLOCK + cols];
-            let dst = std::slice::from_raw_parts_mut(out.ptr.add((row + r) * out.cols + col), cols);
+            let at = (row + r - out.first_row) * out.cols + col;
+            let dst = std::slice::from_raw_parts_mut(out.ptr.add(at), cols);
             finish_row(out.act, src, bias, dst);
         }
     }
@@ -651,5 +734,22 @@ mod tests {
             Activation::Identity
         )
         .is_empty());
+    }
+
+    #[test]
+    fn fused_feed_forward_equals_two_products() {
+        if !available() {
+            return;
+        }
+        // Enough rows for the fused path (several bands per thread).
+        let (rows, k, hidden, n) = (1000, 64, 96, 64);
+        let x = noise(rows * k, 9);
+        let w1 = PackedWeight::new(&noise(hidden * k, 10), hidden, k);
+        let w2 = PackedWeight::new(&noise(n * hidden, 11), n, hidden);
+        let b1 = noise(hidden, 12);
+        let inner = matmul(&x, rows, &w1, Some(&b1), Activation::Gelu);
+        let want = matmul(&inner, rows, &w2, None, Activation::Identity);
+        let got = feed_forward(&x, rows, &w1, Some(&b1), Activation::Gelu, &w2);
+        assert_eq!(got, want);
     }
 }

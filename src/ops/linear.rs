@@ -111,6 +111,25 @@ impl Linear {
         self.product(x, self.bias.as_deref(), act)
     }
 
+    /// `act(x @ W1^T + b1) @ W2^T` for `W1 = self`, `W2 = second`: a
+    /// feed-forward block without its last bias (the residual add that
+    /// follows takes it). With AMX the intermediate never leaves the cache.
+    pub fn feed_forward(&self, act: Activation, second: &Linear, x: &Tensor) -> Result<Tensor> {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if let (Weight::Tiles(w1), Weight::Tiles(w2)) = (&self.weight, &second.weight) {
+            return time(Op::Matmul, || {
+                let (rows, _) = x.dims2()?;
+                let x = x.contiguous()?;
+                let out = with_f32(&x, |data| {
+                    super::amx::feed_forward(data, rows, w1, self.bias.as_deref(), act, w2)
+                })?;
+                super::matrix(out, rows, second.out_features)
+            });
+        }
+        let inner = self.forward_activation(x, act)?;
+        second.matmul(&inner)
+    }
+
     fn product(&self, x: &Tensor, bias: Option<&[f32]>, act: Activation) -> Result<Tensor> {
         match &self.weight {
             Weight::Dense(weight_t) => {
