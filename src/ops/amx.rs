@@ -6,7 +6,8 @@
 //! and summing the six part products down to order 2^-24 (`hi*hi`,
 //! `hi*mid`, `mid*hi`, `hi*lo`, `mid*mid`, `lo*hi`); the three dropped ones
 //! are below float32's own rounding. Weights are split and laid out in tile
-//! order once, at load time; activations are split per product.
+//! order once, at load time; activations are split by each task, into a
+//! buffer its thread keeps.
 //!
 //! Used only where the CPU has AMX and Linux grants the process the tile
 //! state; `CROSSRANK_AMX=0` turns it off.
@@ -36,7 +37,6 @@ pub const MIN_OUT_FEATURES: usize = 32;
 /// K-blocks per pass: both column tiles of all parts, 24 KiB, stay in L1.
 const K_BLOCKS_PER_CHUNK: usize = 4;
 
-/// Part products to sum, grouped by the left part: `(a, [b...])`.
 /// The six part products `(a, b)` whose orders sum to at most 2, in an
 /// order where each step changes one side: 14 tile loads per k-block
 /// instead of 18.
