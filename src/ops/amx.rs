@@ -98,22 +98,21 @@ fn request_tile_state() -> bool {
 }
 
 /// A weight `[out, in]` split into bf16 parts, laid out as the tiles that
-/// the kernel loads: `[column block of 16][part][k-block][tile]`, each tile
+/// the kernel loads: `[column block of 16][k-block][part][tile]`, each tile
 /// 16 k-pairs by 16 columns with the two k of a pair adjacent.
 pub struct PackedWeight {
     tiles: Lines,
     out_features: usize,
     in_features: usize,
     k_blocks: usize,
-    padded_out: usize,
 }
 
 impl PackedWeight {
     pub fn new(weight: &[f32], out_features: usize, in_features: usize) -> Self {
         let k_blocks = in_features.div_ceil(K_BLOCK);
-        let padded_out = out_features.next_multiple_of(N_BLOCK);
         let block_len = k_blocks * PARTS * TILE_ELEMS;
-        let mut lines = Lines::zeroed(padded_out / TILE_ROWS * block_len);
+        let column_blocks = out_features.next_multiple_of(N_BLOCK) / TILE_ROWS;
+        let mut lines = Lines::zeroed(column_blocks * block_len);
         // One column block (16 output rows of the weight) per task.
         lines
             .as_mut_slice()
@@ -122,10 +121,8 @@ impl PackedWeight {
             .for_each(|(tiles, rows)| {
                 for (col, row) in rows.chunks_exact(in_features).enumerate() {
                     for (k, &x) in row.iter().enumerate() {
-                        let (kb, kr, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
                         for (p, part) in split(x).into_iter().enumerate() {
-                            let tile = kb * PARTS + p;
-                            tiles[tile * TILE_ELEMS + kr * 32 + col * 2 + odd] = part;
+                            tiles[element_in_column_block(col, k, p)] = part;
                         }
                     }
                 }
@@ -135,7 +132,6 @@ impl PackedWeight {
             out_features,
             in_features,
             k_blocks,
-            padded_out,
         }
     }
 
@@ -149,28 +145,37 @@ impl PackedWeight {
 
     /// The exact float32 weight `[out, in]` back (the parts sum to it).
     pub fn to_f32(&self) -> Vec<f32> {
-        let tile_elems = TILE_BYTES / 2;
+        let block_len = self.k_blocks * PARTS * TILE_ELEMS;
+        let tiles = self.tiles.as_slice();
         let mut weight = vec![0f32; self.out_features * self.in_features];
         for (n, row) in weight.chunks_exact_mut(self.in_features).enumerate() {
-            let (block, col) = (n / TILE_ROWS, n % TILE_ROWS);
+            let block = &tiles[n / TILE_ROWS * block_len..];
             for (k, x) in row.iter_mut().enumerate() {
-                let (kb, kr, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
                 // Smallest part first: the sum is exact either way.
                 *x = (0..PARTS).rev().fold(0.0, |acc, p| {
-                    let tile = (block * self.k_blocks + kb) * PARTS + p;
-                    acc + bf16_to_f32(
-                        self.tiles.as_slice()[tile * tile_elems + kr * 32 + col * 2 + odd],
-                    )
+                    acc + bf16_to_f32(block[element_in_column_block(n % TILE_ROWS, k, p)])
                 });
             }
         }
         weight
     }
 
+    /// Blocks of 32 output columns, padding included.
+    fn n_blocks(&self) -> usize {
+        self.out_features.div_ceil(N_BLOCK)
+    }
+
     fn tile(&self, column_block: usize, part: usize, kb: usize) -> *const u16 {
         let tile = (column_block * self.k_blocks + kb) * PARTS + part;
         self.tiles.as_slice()[tile * TILE_ELEMS..].as_ptr()
     }
+}
+
+/// Where part `part` of weight element (`col` within its block of 16, `k`)
+/// lies within its column block's tiles.
+fn element_in_column_block(col: usize, k: usize, part: usize) -> usize {
+    let (kb, pair, odd) = (k / K_BLOCK, (k % K_BLOCK) / 2, k % 2);
+    (kb * PARTS + part) * TILE_ELEMS + pair * 2 * TILE_ROWS + col * 2 + odd
 }
 
 /// `act(x @ W^T + bias)` for `x` of `rows x in_features`, returned
@@ -184,31 +189,27 @@ pub fn matmul(
     act: Activation,
 ) -> Vec<f32> {
     assert_eq!(x.len(), rows * w.in_features, "activation shape");
-    // Every element is written below (tasks cover all blocks): no zeroing.
-    let mut out: Vec<MaybeUninit<f32>> = Vec::with_capacity(rows * w.out_features);
-    out.resize_with(rows * w.out_features, MaybeUninit::uninit);
-    let target = Output {
-        ptr: out.as_mut_ptr(),
-        first_row: 0,
-        rows,
-        cols: w.out_features,
-        bias,
-        act,
-    };
+    let mut out = unwritten(rows * w.out_features);
+    let target = Output::whole(&mut out, rows, w.out_features, bias, act);
     let m_blocks = rows.div_ceil(M_BLOCK);
-    tasks(m_blocks, w.padded_out / N_BLOCK)
-        .par_iter()
-        .for_each(|task| {
-            let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
-            BAND_BUFFER.with_borrow_mut(|buffer| {
-                let band = SplitBand::fill(buffer, x, 0, w.in_features, band_rows, w.k_blocks);
-                // SAFETY: tasks own disjoint output blocks; every tile read lies
-                // inside `band` and `w` (both padded).
-                with_tiles(|| unsafe { band_product(&band, w, task, &target) });
-            });
+    tasks(m_blocks, w.n_blocks()).par_iter().for_each(|task| {
+        let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
+        BAND_BUFFER.with_borrow_mut(|buffer| {
+            let band = SplitBand::fill(buffer, x, 0, w.in_features, band_rows, w.k_blocks);
+            // SAFETY: tasks own disjoint output blocks; every tile read lies
+            // inside `band` and `w` (both padded).
+            with_tiles(|| unsafe { band_product(&band, w, task, &target) });
         });
+    });
     // SAFETY: the tasks wrote every element.
     unsafe { assume_init(out) }
+}
+
+/// A result buffer the tasks fill completely: not zeroed first.
+fn unwritten(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    v.resize_with(len, MaybeUninit::uninit);
+    v
 }
 
 /// # Safety
@@ -238,18 +239,10 @@ pub fn feed_forward(
         let inner = matmul(x, rows, w1, b1, act);
         return matmul(&inner, rows, w2, None, Activation::Identity);
     }
-    let mut out: Vec<MaybeUninit<f32>> = Vec::with_capacity(rows * w2.out_features);
-    out.resize_with(rows * w2.out_features, MaybeUninit::uninit);
-    let target = Output {
-        ptr: out.as_mut_ptr(),
-        first_row: 0,
-        rows,
-        cols: w2.out_features,
-        bias: None,
-        act: Activation::Identity,
-    };
+    let mut out = unwritten(rows * w2.out_features);
+    let target = Output::whole(&mut out, rows, w2.out_features, None, Activation::Identity);
     (0..bands).into_par_iter().for_each(|band| {
-        let m = band * M_BLOCKS_PER_TASK..((band + 1) * M_BLOCKS_PER_TASK).min(m_blocks);
+        let m = band_blocks(band, m_blocks);
         let band_rows = m.start * M_BLOCK..m.end * M_BLOCK;
         let (first, end) = (band_rows.start, band_rows.end.min(rows));
         BAND_BUFFER.with_borrow_mut(|split| {
@@ -267,7 +260,7 @@ pub fn feed_forward(
                     SplitBand::fill(split, x, 0, w1.in_features, band_rows.clone(), w1.k_blocks);
                 let first_task = Task {
                     m_blocks: m.clone(),
-                    n_blocks: 0..w1.padded_out / N_BLOCK,
+                    n_blocks: 0..w1.n_blocks(),
                 };
                 // SAFETY: as in `matmul`; `inner` holds exactly this band.
                 with_tiles(|| unsafe { band_product(&a, w1, &first_task, &inner_out) });
@@ -275,7 +268,7 @@ pub fn feed_forward(
                     SplitBand::fill(split, inner, first, w2.in_features, band_rows, w2.k_blocks);
                 let second_task = Task {
                     m_blocks: m,
-                    n_blocks: 0..w2.padded_out / N_BLOCK,
+                    n_blocks: 0..w2.n_blocks(),
                 };
                 with_tiles(|| unsafe { band_product(&a, w2, &second_task, &target) });
             });
@@ -296,6 +289,26 @@ struct Output<'a> {
     cols: usize,
     bias: Option<&'a [f32]>,
     act: Activation,
+}
+
+impl<'a> Output<'a> {
+    /// The whole `rows x cols` result in `buffer`.
+    fn whole(
+        buffer: &mut [MaybeUninit<f32>],
+        rows: usize,
+        cols: usize,
+        bias: Option<&'a [f32]>,
+        act: Activation,
+    ) -> Self {
+        Self {
+            ptr: buffer.as_mut_ptr(),
+            first_row: 0,
+            rows,
+            cols,
+            bias,
+            act,
+        }
+    }
 }
 
 // SAFETY: tasks write disjoint blocks (see `matmul`).
@@ -321,7 +334,7 @@ fn tasks(m_blocks: usize, n_blocks: usize) -> Vec<Task> {
     let cols_per = n_blocks.div_ceil(column_splits);
     let mut tasks = Vec::new();
     for band in 0..bands {
-        let m = band * M_BLOCKS_PER_TASK..((band + 1) * M_BLOCKS_PER_TASK).min(m_blocks);
+        let m = band_blocks(band, m_blocks);
         for start in (0..n_blocks).step_by(cols_per) {
             tasks.push(Task {
                 m_blocks: m.clone(),
@@ -332,8 +345,13 @@ fn tasks(m_blocks: usize, n_blocks: usize) -> Vec<Task> {
     tasks
 }
 
+/// The m-blocks of row band `band`.
+fn band_blocks(band: usize, m_blocks: usize) -> std::ops::Range<usize> {
+    band * M_BLOCKS_PER_TASK..((band + 1) * M_BLOCKS_PER_TASK).min(m_blocks)
+}
+
 /// A task's rows of the activations, split into bf16 parts and laid out as
-/// the tiles the kernel loads, `[row block of 16][part][k-block][tile]`.
+/// the tiles the kernel loads, `[row block of 16][k-block][part][tile]`.
 /// Rows past the end and columns past `k` are zeros. Split per task, into a
 /// buffer each worker thread keeps, so that it is hot in L2 and never paged
 /// in afresh.

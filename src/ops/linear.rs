@@ -117,13 +117,8 @@ impl Linear {
     pub fn feed_forward(&self, act: Activation, second: &Linear, x: &Tensor) -> Result<Tensor> {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if let (Weight::Tiles(w1), Weight::Tiles(w2)) = (&self.weight, &second.weight) {
-            return time(Op::Matmul, || {
-                let (rows, _) = x.dims2()?;
-                let x = x.contiguous()?;
-                let out = with_f32(&x, |data| {
-                    super::amx::feed_forward(data, rows, w1, self.bias.as_deref(), act, w2)
-                })?;
-                super::matrix(out, rows, second.out_features)
+            return on_tiles(x, second.out_features, |data, rows| {
+                super::amx::feed_forward(data, rows, w1, self.bias.as_deref(), act, w2)
             });
         }
         let inner = self.forward_activation(x, act)?;
@@ -142,12 +137,25 @@ impl Linear {
                 Ok(y)
             }
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Weight::Tiles(packed) => time(Op::Matmul, || {
-                let (rows, _) = x.dims2()?;
-                let x = x.contiguous()?;
-                let out = with_f32(&x, |data| super::amx::matmul(data, rows, packed, bias, act))?;
-                super::matrix(out, rows, self.out_features)
+            Weight::Tiles(packed) => on_tiles(x, self.out_features, |data, rows| {
+                super::amx::matmul(data, rows, packed, bias, act)
             }),
         }
     }
+}
+
+/// Runs a tile product over the rows of `x` (`[rows, in]`), giving
+/// `[rows, out_features]`.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn on_tiles(
+    x: &Tensor,
+    out_features: usize,
+    product: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Result<Tensor> {
+    time(Op::Matmul, || {
+        let (rows, _) = x.dims2()?;
+        let x = x.contiguous()?;
+        let out = with_f32(&x, |data| product(data, rows))?;
+        super::matrix(out, rows, out_features)
+    })
 }
