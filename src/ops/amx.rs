@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::kernels::{activation_row, Activation};
+use super::kernels::{apply_activation, Activation};
 
 /// Tile geometry: 16 rows of 64 bytes; a k-block is 32 bf16 values.
 const TILE_ROWS: usize = 16;
@@ -34,8 +34,6 @@ const PARTS: usize = 3;
 /// Narrower layers (classifier heads) stay on the float32 path: padding
 /// them to a 32-column block would waste the tiles.
 pub const MIN_OUT_FEATURES: usize = 32;
-/// K-blocks per pass: both column tiles of all parts, 24 KiB, stay in L1.
-const K_BLOCKS_PER_CHUNK: usize = 4;
 
 /// The six part products `(a, b)` whose orders sum to at most 2, in an
 /// order where each step changes one side: 14 tile loads per k-block
@@ -394,10 +392,16 @@ impl<'a> SplitBand<'a> {
                     &[]
                 };
                 for kb in 0..k_blocks {
-                    let mut values = [0f32; K_BLOCK];
                     let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
-                    let n = chunk.len().min(K_BLOCK);
-                    values[..n].copy_from_slice(&chunk[..n]);
+                    let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
+                        // A fixed-size copy stays in registers (no memcpy call).
+                        Some(full) => full.try_into().unwrap(),
+                        None => {
+                            let mut v = [0f32; K_BLOCK];
+                            v[..chunk.len()].copy_from_slice(chunk);
+                            v
+                        }
+                    };
                     let at = |p: usize| (kb * PARTS + p) * TILE_ELEMS + r * K_BLOCK;
                     let (hi, rest) = block.split_at_mut(at(1));
                     let (mid, lo) = rest.split_at_mut(at(2) - at(1));
@@ -425,11 +429,31 @@ impl<'a> SplitBand<'a> {
 }
 
 super::simd::vectorized! {
-    /// `dst = act(src + bias)`, computed in `src`.
-    fn finish_row(act: Activation, src: &mut [f32], bias: Option<&[f32]>, dst: &mut [MaybeUninit<f32>]) {
-        activation_row(act, src, bias);
-        for (d, s) in dst.iter_mut().zip(src.iter()) {
-            d.write(*s);
+    /// Writes a finished block's rows and columns that exist in `out` (not
+    /// padding) from `block` at (`row`, `col`), bias and activation applied
+    /// on the way.
+    fn write_block(block: &mut Block, out: &Output, row: usize, col: usize) {
+        let cols = N_BLOCK.min(out.cols - col);
+        let bias = out.bias.map(|b| &b[col..col + cols]);
+        for (r, src) in block.0.chunks_exact_mut(N_BLOCK).take(out.rows - row).enumerate() {
+            let src = &mut src[..cols];
+            if let Some(b) = bias {
+                src.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+            }
+            apply_activation(out.act, src);
+            let at = (row + r - out.first_row) * out.cols + col;
+            // SAFETY: `out` holds rows `first_row..rows` of `cols` columns,
+            // and the task owns this block.
+            unsafe {
+                let dst = out.ptr.add(at).cast::<f32>();
+                if cols == N_BLOCK {
+                    // A fixed-size copy stays two vector stores (no memcpy call).
+                    dst.cast::<[f32; N_BLOCK]>()
+                        .write_unaligned(src.try_into().unwrap());
+                } else {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, cols);
+                }
+            }
         }
     }
 }
@@ -524,21 +548,32 @@ macro_rules! tile_store {
     };
 }
 
-/// The products of one task's row band and column range. K is walked in
-/// chunks whose weight tiles (both columns, all parts) stay in L1 while the
-/// band's rows pass over them; partial sums wait in aligned scratch blocks.
+/// The products of one task's row band and column range, one 32x32 block
+/// at a time over the whole of K: the sums stay in the tiles, so the tile
+/// unit drains once per block. Each block's write-back (bias, activation,
+/// store to `out`) runs while the tile unit works on the next block.
 unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Output) {
-    let mut sums = [const { Block([0.0; M_BLOCK * N_BLOCK]) }; M_BLOCKS_PER_TASK];
-    for nb in task.n_blocks.clone() {
-        for chunk_start in (0..w.k_blocks).step_by(K_BLOCKS_PER_CHUNK) {
-            let chunk = chunk_start..(chunk_start + K_BLOCKS_PER_CHUNK).min(w.k_blocks);
-            for (mb, sum) in task.m_blocks.clone().zip(&mut sums) {
-                block_product(a, w, mb, nb, chunk.clone(), sum);
+    let mut scratch = [const { Block([0.0; M_BLOCK * N_BLOCK]) }; 2];
+    let scratch = scratch.as_mut_ptr();
+    // The finished block waiting for its write-back: (row, column).
+    let mut pending: Option<(usize, usize)> = None;
+    let blocks = task
+        .n_blocks
+        .clone()
+        .flat_map(|nb| task.m_blocks.clone().map(move |mb| (mb, nb)));
+    for (i, (mb, nb)) in blocks.enumerate() {
+        let (sum, finished) = (scratch.add(i % 2), scratch.add((i + 1) % 2));
+        let write_finished = || {
+            if let Some((row, col)) = pending {
+                write_block(&mut *finished, out, row, col);
             }
-        }
-        for (mb, sum) in task.m_blocks.clone().zip(&mut sums) {
-            sum.write_to(out, mb * M_BLOCK, nb * N_BLOCK);
-        }
+        };
+        block_product(a, w, mb, nb, sum, write_finished);
+        pending = Some((mb * M_BLOCK, nb * N_BLOCK));
+    }
+    if let Some((row, col)) = pending {
+        let last = task.m_blocks.len() * task.n_blocks.len() - 1;
+        write_block(&mut *scratch.add(last % 2), out, row, col);
     }
 }
 
@@ -546,60 +581,30 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
 #[repr(C, align(64))]
 struct Block([f32; M_BLOCK * N_BLOCK]);
 
-impl Block {
-    /// Writes the rows and columns that exist in `out` (not padding), bias
-    /// and activation applied on the way.
-    unsafe fn write_to(&mut self, out: &Output, row: usize, col: usize) {
-        let cols = N_BLOCK.min(out.cols - col);
-        let bias = out.bias.map(|b| &b[col..col + cols]);
-        for r in 0..M_BLOCK.min(out.rows - row) {
-            let src = &mut self.0[r * N_BLOCK..r * N_BLOCK + cols];
-            let at = (row + r - out.first_row) * out.cols + col;
-            let dst = std::slice::from_raw_parts_mut(out.ptr.add(at), cols);
-            finish_row(out.act, src, bias, dst);
-        }
-    }
-}
-
-/// One 32x32 output block over a chunk of K, added to `sum` (which is
-/// overwritten at the first chunk): accumulators tmm0..3, activations
-/// tmm4..5, weights tmm6..7.
+/// One 32x32 output block over all of K, stored into `sum`: accumulators
+/// tmm0..3, activations tmm4..5, weights tmm6..7. `meanwhile` runs once
+/// the first k-block's products are queued, overlapping them.
 #[inline(always)]
 unsafe fn block_product(
     a: &SplitBand,
     w: &PackedWeight,
     mb: usize,
     nb: usize,
-    chunk: std::ops::Range<usize>,
-    sum: &mut Block,
+    sum: *mut Block,
+    meanwhile: impl FnOnce(),
 ) {
     let row = mb * M_BLOCK;
     let (left, right) = (2 * nb, 2 * nb + 1);
     let stride = TILE_BYTES / TILE_ROWS;
-    let c_stride = N_BLOCK * 4;
-    let c = sum.0.as_mut_ptr();
-    let c_low = c.add(TILE_ROWS * N_BLOCK);
-    if chunk.start == 0 {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
-    } else {
-        tile_load!("0", c, c_stride);
-        tile_load!("1", c.add(TILE_ROWS), c_stride);
-        tile_load!("2", c_low, c_stride);
-        tile_load!("3", c_low.add(TILE_ROWS), c_stride);
-    }
-    for kb in chunk.clone() {
-        if kb + 1 < chunk.end {
-            for part in 0..PARTS {
-                prefetch_tile(a.tile(row, part, kb + 1));
-                prefetch_tile(a.tile(row + TILE_ROWS, part, kb + 1));
-            }
-        }
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
+    let mut meanwhile = Some(meanwhile);
+    for kb in 0..w.k_blocks {
         let mut loaded = (usize::MAX, usize::MAX);
         for (pa, pb) in PRODUCTS {
             if loaded.0 != pa {
@@ -619,21 +624,17 @@ unsafe fn block_product(
                 options(nostack, nomem)
             );
         }
+        if let Some(f) = meanwhile.take() {
+            f();
+        }
     }
+    let c = (*sum).0.as_mut_ptr();
+    let c_low = c.add(TILE_ROWS * N_BLOCK);
+    let c_stride = N_BLOCK * 4;
     tile_store!("0", c, c_stride);
     tile_store!("1", c.add(TILE_ROWS), c_stride);
     tile_store!("2", c_low, c_stride);
     tile_store!("3", c_low.add(TILE_ROWS), c_stride);
-}
-
-/// Asks for a tile's 16 cache lines in L1 ahead of its load.
-#[inline(always)]
-unsafe fn prefetch_tile(tile: *const u16) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    let bytes = tile.cast::<i8>();
-    for line in 0..TILE_ROWS {
-        _mm_prefetch::<_MM_HINT_T0>(bytes.add(line * 64));
-    }
 }
 
 #[cfg(test)]

@@ -78,25 +78,31 @@ impl Activation {
 }
 
 vectorized! {
-    /// `row = act(row + bias)`; one branch per row, so the inner loop is a
-    /// straight, vectorisable map.
+    /// `row = act(row + bias)`.
     pub(crate) fn activation_row(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
-        macro_rules! map {
-            ($f:expr) => {
-                match bias {
-                    Some(b) => row.iter_mut().zip(b).for_each(|(x, b)| *x = $f(*x + b)),
-                    None => row.iter_mut().for_each(|x| *x = $f(*x)),
-                }
-            };
+        if let Some(b) = bias {
+            row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
         }
-        match act {
-            Activation::Identity => map!(|x: f32| x),
-            Activation::Gelu => map!(math::gelu_erf),
-            Activation::GeluTanh => map!(math::gelu_tanh),
-            Activation::Relu => map!(|x: f32| x.max(0.0)),
-            Activation::Silu => map!(|x: f32| x / (1.0 + math::exp(-x))),
-            Activation::Tanh => map!(math::tanh),
-        }
+        apply_activation(act, row);
+    }
+}
+
+/// `xs = act(xs)`, inlined into vectorised callers: one branch per call,
+/// so the inner loop is a straight, vectorisable map.
+#[inline(always)]
+pub(crate) fn apply_activation(act: Activation, xs: &mut [f32]) {
+    macro_rules! map {
+        ($f:expr) => {
+            xs.iter_mut().for_each(|x| *x = $f(*x))
+        };
+    }
+    match act {
+        Activation::Identity => {}
+        Activation::Gelu => map!(math::gelu_erf),
+        Activation::GeluTanh => map!(math::gelu_tanh),
+        Activation::Relu => map!(|x: f32| x.max(0.0)),
+        Activation::Silu => map!(|x: f32| x / (1.0 + math::exp(-x))),
+        Activation::Tanh => map!(math::tanh),
     }
 }
 

@@ -1,0 +1,44 @@
+//! Dense-layer products alone, at MiniLM-L12-H384's shapes for a batch of
+//! 4,096 tokens: `cargo bench --bench products`. Throughput is reported in
+//! elements/s where one element is one floating-point operation, so
+//! "Gelem/s" reads as GFLOP/s (float32-equivalent). Run it again with
+//! `CROSSRANK_AMX=0` to compare the AMX path with candle's gemm.
+
+use candle_core::{Device, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use crossrank::ops::kernels::Activation;
+use crossrank::ops::linear::Linear;
+
+const TOKENS: usize = 4096;
+
+/// Deterministic values in [-0.5, 0.5): speed does not depend on them.
+fn values(len: usize, step: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * step) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("products");
+    group.sample_size(10);
+    // (name, in, out, activation): QKV, attention output, FFN in, FFN out.
+    let shapes = [
+        ("qkv_384x1152", 384, 1152, Activation::Identity),
+        ("attn_out_384x384", 384, 384, Activation::Identity),
+        ("ffn_in_384x1536_gelu", 384, 1536, Activation::Gelu),
+        ("ffn_out_1536x384", 1536, 384, Activation::Identity),
+    ];
+    for (name, k, n, act) in shapes {
+        let weight = Tensor::from_vec(values(n * k, 7919), (n, k), &Device::Cpu).unwrap();
+        let layer = Linear::from_weight(&weight, Some(values(n, 31))).unwrap();
+        let x = Tensor::from_vec(values(TOKENS * k, 104_729), (TOKENS, k), &Device::Cpu).unwrap();
+        group.throughput(Throughput::Elements((2 * TOKENS * k * n) as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| layer.forward_activation(&x, act).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
