@@ -309,6 +309,25 @@ impl<'a> Output<'a> {
     }
 }
 
+impl Output<'_> {
+    /// Asks for the lines of the block at (`row`, `col`) in L1, writable,
+    /// ahead of its write-back: the stores then do not wait for the lines.
+    fn prefetch_block(&self, row: usize, col: usize) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        let cols = N_BLOCK.min(self.cols - col);
+        for r in row..(row + M_BLOCK).min(self.rows) {
+            let at = (r - self.first_row) * self.cols + col;
+            // Prefetches never fault; `wrapping_add` keeps the pointer
+            // arithmetic defined whatever the offset.
+            let line = self.ptr.wrapping_add(at).cast::<i8>();
+            unsafe {
+                _mm_prefetch::<_MM_HINT_ET0>(line);
+                _mm_prefetch::<_MM_HINT_ET0>(line.wrapping_add(4 * cols - 1));
+            }
+        }
+    }
+}
+
 // SAFETY: tasks write disjoint blocks (see `matmul`).
 unsafe impl Sync for Output<'_> {}
 
@@ -567,6 +586,7 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
             if let Some((row, col)) = pending {
                 write_block(&mut *finished, out, row, col);
             }
+            out.prefetch_block(mb * M_BLOCK, nb * N_BLOCK);
         };
         block_product(a, w, mb, nb, sum, write_finished);
         pending = Some((mb * M_BLOCK, nb * N_BLOCK));
