@@ -193,7 +193,7 @@ pub fn matmul(
     tasks(m_blocks, w.n_blocks()).par_iter().for_each(|task| {
         let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
         BAND_BUFFER.with_borrow_mut(|buffer| {
-            let band = SplitBand::fill(buffer, x, 0, w.in_features, band_rows, w.k_blocks);
+            let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks);
             // SAFETY: tasks own disjoint output blocks; every tile read lies
             // inside `band` and `w` (both padded).
             with_tiles(|| unsafe { band_product(&band, w, task, &target) });
@@ -245,25 +245,35 @@ pub fn feed_forward(
         let (first, end) = (band_rows.start, band_rows.end.min(rows));
         BAND_BUFFER.with_borrow_mut(|split| {
             INNER_BUFFER.with_borrow_mut(|inner| {
-                inner.resize((end - first) * w1.out_features, 0.0);
+                let len = SplitBand::len(band_rows.len(), w2.k_blocks);
+                if inner.0.len() * 32 < len {
+                    *inner = Lines::zeroed(len);
+                }
+                let inner = &mut inner.as_mut_slice()[..len];
                 let inner_out = Output {
-                    ptr: inner.as_mut_ptr().cast(),
+                    dst: Destination::Parts {
+                        tiles: inner.as_mut_ptr(),
+                        k_blocks: w2.k_blocks,
+                    },
                     first_row: first,
                     rows: end,
                     cols: w1.out_features,
                     bias: b1,
                     act,
                 };
-                let a =
-                    SplitBand::fill(split, x, 0, w1.in_features, band_rows.clone(), w1.k_blocks);
+                let a = SplitBand::fill(split, x, w1.in_features, band_rows.clone(), w1.k_blocks);
                 let first_task = Task {
                     m_blocks: m.clone(),
                     n_blocks: 0..w1.n_blocks(),
                 };
-                // SAFETY: as in `matmul`; `inner` holds exactly this band.
+                // SAFETY: as in `matmul`; `inner` holds exactly this band's
+                // tiles, and its k-blocks are `w1`'s column blocks.
                 with_tiles(|| unsafe { band_product(&a, w1, &first_task, &inner_out) });
-                let a =
-                    SplitBand::fill(split, inner, first, w2.in_features, band_rows, w2.k_blocks);
+                let a = SplitBand {
+                    data: inner,
+                    first_row: first,
+                    k_blocks: w2.k_blocks,
+                };
                 let second_task = Task {
                     m_blocks: m,
                     n_blocks: 0..w2.n_blocks(),
@@ -276,17 +286,27 @@ pub fn feed_forward(
     unsafe { assume_init(out) }
 }
 
-/// Where a task writes: the row-major `rows x cols` result, and what is
-/// applied on the way.
+/// Where a task writes its `rows x cols` result, and what is applied on
+/// the way.
 struct Output<'a> {
-    /// Row `first_row` of the result.
-    ptr: *mut MaybeUninit<f32>,
+    dst: Destination,
+    /// The result's row that `dst` starts at.
     first_row: usize,
     /// The end of the rows that exist (not padding).
     rows: usize,
     cols: usize,
     bias: Option<&'a [f32]>,
     act: Activation,
+}
+
+enum Destination {
+    /// Row-major float32.
+    Rows(*mut MaybeUninit<f32>),
+    /// Split into bf16 parts in [`SplitBand`]'s layout, as the activations
+    /// of a following product whose k-blocks are this result's column
+    /// blocks (`K_BLOCK == N_BLOCK`). Padding rows and columns are written
+    /// too (finite, zero past `cols`) since that product reads them.
+    Parts { tiles: *mut u16, k_blocks: usize },
 }
 
 impl<'a> Output<'a> {
@@ -299,7 +319,7 @@ impl<'a> Output<'a> {
         act: Activation,
     ) -> Self {
         Self {
-            ptr: buffer.as_mut_ptr(),
+            dst: Destination::Rows(buffer.as_mut_ptr()),
             first_row: 0,
             rows,
             cols,
@@ -307,19 +327,20 @@ impl<'a> Output<'a> {
             act,
         }
     }
-}
 
-impl Output<'_> {
     /// Asks for the lines of the block at (`row`, `col`) in L1, writable,
     /// ahead of its write-back: the stores then do not wait for the lines.
     fn prefetch_block(&self, row: usize, col: usize) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        let Destination::Rows(ptr) = self.dst else {
+            return;
+        };
         let cols = N_BLOCK.min(self.cols - col);
         for r in row..(row + M_BLOCK).min(self.rows) {
             let at = (r - self.first_row) * self.cols + col;
             // Prefetches never fault; `wrapping_add` keeps the pointer
             // arithmetic defined whatever the offset.
-            let line = self.ptr.wrapping_add(at).cast::<i8>();
+            let line = ptr.wrapping_add(at).cast::<i8>();
             unsafe {
                 _mm_prefetch::<_MM_HINT_ET0>(line);
                 _mm_prefetch::<_MM_HINT_ET0>(line.wrapping_add(4 * cols - 1));
@@ -379,58 +400,52 @@ struct SplitBand<'a> {
 }
 
 thread_local! {
-    /// The feed-forward intermediate of one band (see `feed_forward`).
-    static INNER_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The feed-forward intermediate of one band, split (see `feed_forward`).
+    static INNER_BUFFER: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines(Vec::new())) };
     static BAND_BUFFER: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines(Vec::new())) };
 }
 
 impl<'a> SplitBand<'a> {
-    /// Splits `rows` (absolute row numbers) of `x`, whose first row is
-    /// row `x_first_row`.
+    /// Splits `rows` of `x` (`k` wide) into `buffer`, grown as needed.
     fn fill(
         buffer: &'a mut Lines,
         x: &[f32],
-        x_first_row: usize,
         k: usize,
         rows: std::ops::Range<usize>,
         k_blocks: usize,
     ) -> Self {
-        let block_len = PARTS * k_blocks * TILE_ELEMS;
-        let len = rows.len().div_ceil(TILE_ROWS) * block_len;
+        let len = Self::len(rows.len(), k_blocks);
         if buffer.0.len() * 32 < len {
             *buffer = Lines::zeroed(len);
         }
         let data = &mut buffer.as_mut_slice()[..len];
         let present = x.len() / k;
-        for (g, block) in data.chunks_exact_mut(block_len).enumerate() {
-            for r in 0..TILE_ROWS {
-                let row = rows.start + g * TILE_ROWS + r - x_first_row;
-                let src = if row < present {
-                    &x[row * k..(row + 1) * k]
-                } else {
-                    &[]
+        for (r, row) in rows.clone().enumerate() {
+            let src = if row < present {
+                &x[row * k..(row + 1) * k]
+            } else {
+                &[]
+            };
+            for kb in 0..k_blocks {
+                let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
+                let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
+                    // A fixed-size copy stays in registers (no memcpy call).
+                    Some(full) => full.try_into().unwrap(),
+                    None => {
+                        let mut v = [0f32; K_BLOCK];
+                        v[..chunk.len()].copy_from_slice(chunk);
+                        v
+                    }
                 };
-                for kb in 0..k_blocks {
-                    let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
-                    let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
-                        // A fixed-size copy stays in registers (no memcpy call).
-                        Some(full) => full.try_into().unwrap(),
-                        None => {
-                            let mut v = [0f32; K_BLOCK];
-                            v[..chunk.len()].copy_from_slice(chunk);
-                            v
-                        }
-                    };
-                    let at = |p: usize| (kb * PARTS + p) * TILE_ELEMS + r * K_BLOCK;
-                    let (hi, rest) = block.split_at_mut(at(1));
-                    let (mid, lo) = rest.split_at_mut(at(2) - at(1));
-                    split_tile_row(
-                        &values,
-                        (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
-                        (&mut mid[..K_BLOCK]).try_into().unwrap(),
-                        (&mut lo[..K_BLOCK]).try_into().unwrap(),
-                    );
-                }
+                let at = |p: usize| Self::offset(r, p, kb, k_blocks);
+                let (hi, rest) = data.split_at_mut(at(1));
+                let (mid, lo) = rest.split_at_mut(at(2) - at(1));
+                split_tile_row(
+                    &values,
+                    (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
+                    (&mut mid[..K_BLOCK]).try_into().unwrap(),
+                    (&mut lo[..K_BLOCK]).try_into().unwrap(),
+                );
             }
         }
         Self {
@@ -440,37 +455,62 @@ impl<'a> SplitBand<'a> {
         }
     }
 
+    /// Elements of a band of `rows` rows.
+    fn len(rows: usize, k_blocks: usize) -> usize {
+        rows.div_ceil(TILE_ROWS) * k_blocks * PARTS * TILE_ELEMS
+    }
+
+    /// Where the tile row of band row `row` (counted from the band's
+    /// first), part `part`, k-block `kb` starts.
+    fn offset(row: usize, part: usize, kb: usize, k_blocks: usize) -> usize {
+        ((row / TILE_ROWS * k_blocks + kb) * PARTS + part) * TILE_ELEMS + row % TILE_ROWS * K_BLOCK
+    }
+
     fn tile(&self, row: usize, part: usize, kb: usize) -> *const u16 {
-        let block = (row - self.first_row) / TILE_ROWS;
-        let offset = ((block * self.k_blocks + kb) * PARTS + part) * TILE_ELEMS;
+        let offset = Self::offset(row - self.first_row, part, kb, self.k_blocks);
         self.data[offset..].as_ptr()
     }
 }
 
 super::simd::vectorized! {
-    /// Writes a finished block's rows and columns that exist in `out` (not
-    /// padding) from `block` at (`row`, `col`), bias and activation applied
-    /// on the way.
+    /// Writes a finished block at (`row`, `col`) from `block` to `out`,
+    /// bias and activation applied on the way.
     fn write_block(block: &mut Block, out: &Output, row: usize, col: usize) {
         let cols = N_BLOCK.min(out.cols - col);
         let bias = out.bias.map(|b| &b[col..col + cols]);
-        for (r, src) in block.0.chunks_exact_mut(N_BLOCK).take(out.rows - row).enumerate() {
-            let src = &mut src[..cols];
+        let rows = match out.dst {
+            Destination::Rows(_) => M_BLOCK.min(out.rows - row),
+            Destination::Parts { .. } => M_BLOCK,
+        };
+        for (r, src) in block.0.chunks_exact_mut(N_BLOCK).take(rows).enumerate() {
+            let values: &mut [f32; N_BLOCK] = src.try_into().unwrap();
             if let Some(b) = bias {
-                src.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                values.iter_mut().zip(b).for_each(|(x, b)| *x += b);
             }
-            apply_activation(out.act, src);
-            let at = (row + r - out.first_row) * out.cols + col;
-            // SAFETY: `out` holds rows `first_row..rows` of `cols` columns,
-            // and the task owns this block.
+            apply_activation(out.act, values);
+            let at = row + r - out.first_row;
+            // SAFETY: `out` holds rows `first_row..rows` of `cols` columns
+            // (as parts: of every row of the band), and the task owns this
+            // block.
             unsafe {
-                let dst = out.ptr.add(at).cast::<f32>();
-                if cols == N_BLOCK {
-                    // A fixed-size copy stays two vector stores (no memcpy call).
-                    dst.cast::<[f32; N_BLOCK]>()
-                        .write_unaligned(src.try_into().unwrap());
-                } else {
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, cols);
+                match out.dst {
+                    Destination::Rows(ptr) => {
+                        let dst = ptr.add(at * out.cols + col).cast::<f32>();
+                        if cols == N_BLOCK {
+                            // A fixed-size copy stays two vector stores.
+                            dst.cast::<[f32; N_BLOCK]>().write_unaligned(*values);
+                        } else {
+                            std::ptr::copy_nonoverlapping(values.as_ptr(), dst, cols);
+                        }
+                    }
+                    Destination::Parts { tiles, k_blocks } => {
+                        values[cols..].fill(0.0);
+                        let tile = |p: usize| {
+                            let offset = SplitBand::offset(at, p, col / K_BLOCK, k_blocks);
+                            &mut *tiles.add(offset).cast::<[u16; K_BLOCK]>()
+                        };
+                        split_row(values, tile(0), tile(1), tile(2));
+                    }
                 }
             }
         }
@@ -484,9 +524,21 @@ super::simd::vectorized! {
         mid: &mut [u16; K_BLOCK],
         lo: &mut [u16; K_BLOCK],
     ) {
-        for i in 0..K_BLOCK {
-            [hi[i], mid[i], lo[i]] = split(src[i]);
-        }
+        split_row(src, hi, mid, lo);
+    }
+}
+
+/// One tile row of activations split into its three parts (inlined into
+/// vectorised callers).
+#[inline(always)]
+fn split_row(
+    src: &[f32; K_BLOCK],
+    hi: &mut [u16; K_BLOCK],
+    mid: &mut [u16; K_BLOCK],
+    lo: &mut [u16; K_BLOCK],
+) {
+    for i in 0..K_BLOCK {
+        [hi[i], mid[i], lo[i]] = split(src[i]);
     }
 }
 
@@ -780,8 +832,9 @@ mod tests {
         if !available() {
             return;
         }
-        // Enough rows for the fused path (several bands per thread).
-        let (rows, k, hidden, n) = (1000, 64, 96, 64);
+        // Enough rows for the fused path (several bands per thread); no
+        // size a multiple of a block, so padding is exercised everywhere.
+        let (rows, k, hidden, n) = (1000, 70, 80, 40);
         let x = noise(rows * k, 9);
         let w1 = PackedWeight::new(&noise(hidden * k, 10), hidden, k);
         let w2 = PackedWeight::new(&noise(n * hidden, 11), n, hidden);
