@@ -88,10 +88,14 @@ unsafe fn attend_one(
     let q = qkv.as_ptr().add(start * row + head * d);
     let k = q.add(hidden);
     let v = q.add(2 * hidden);
+    let mut inverse_sums = [0f32; ROW_BLOCK];
     for first in (0..len).step_by(ROW_BLOCK) {
         let rows = ROW_BLOCK.min(len - first);
-        scores.clear();
-        scores.resize(rows * len, 0.0);
+        // Every score is written by the product below: no need to zero.
+        if scores.len() < rows * len {
+            scores.resize(rows * len, 0.0);
+        }
+        let scores = &mut scores[..rows * len];
         // scores = scale * Q K^T for this block (K^T is K read column-wise).
         time(Op::AttentionScores, || {
             scaled_dot_products(
@@ -112,15 +116,21 @@ unsafe fn attend_one(
                     Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
                     None => (0, len),
                 };
-                softmax_in_place(&mut r[lo..hi]);
+                inverse_sums[i - first] = exp_shifted(&mut r[lo..hi]);
                 r[..lo].fill(0.0);
                 r[hi..].fill(0.0);
             }
         });
-        // out = P V, written into this head's columns of the block's rows.
+        // out = P V, written into this head's columns of the block's rows,
+        // then each row divided by its softmax sum.
         time(Op::AttentionValues, || {
             let dst = out.0.add((start + first) * hidden + head * d);
-            weighted_rows(rows, d, len, scores.as_ptr(), v, row, dst, hidden)
+            weighted_rows(rows, d, len, scores.as_ptr(), v, row, dst, hidden);
+            for (i, &inv) in inverse_sums[..rows].iter().enumerate() {
+                // Only this head's columns: other tasks write the rest.
+                let out_row = std::slice::from_raw_parts_mut(dst.add(i * hidden), d);
+                out_row.iter_mut().for_each(|x| *x *= inv);
+            }
         });
     }
 }
@@ -201,21 +211,35 @@ pub(crate) unsafe fn weighted_rows(
 vectorized! {
     /// Numerically stable softmax of one row, in place.
     pub fn softmax_in_place(row: &mut [f32]) {
-        let max = simd::max(row);
-        let mut acc = [0f32; 16];
-        let mut chunks = row.chunks_exact_mut(16);
-        for c in &mut chunks {
-            for (a, x) in acc.iter_mut().zip(c.iter_mut()) {
-                *x = math::exp(*x - max);
-                *a += *x;
-            }
-        }
-        let mut total = acc.iter().sum::<f32>();
-        for x in chunks.into_remainder() {
-            *x = math::exp(*x - max);
-            total += *x;
-        }
-        let inv = 1.0 / total;
+        let inv = exp_shifted_row(row);
         row.iter_mut().for_each(|x| *x *= inv);
     }
+}
+
+vectorized! {
+    /// A softmax without its last step: `row = e^(row - max)`, returning
+    /// `1 / sum` for the caller to apply where there are fewer values (to
+    /// the attention output rather than to the scores).
+    pub fn exp_shifted(row: &mut [f32]) -> f32 {
+        exp_shifted_row(row)
+    }
+}
+
+#[inline(always)]
+fn exp_shifted_row(row: &mut [f32]) -> f32 {
+    let max = simd::max(row);
+    let mut acc = [0f32; 16];
+    let mut chunks = row.chunks_exact_mut(16);
+    for c in &mut chunks {
+        for (a, x) in acc.iter_mut().zip(c.iter_mut()) {
+            *x = math::exp(*x - max);
+            *a += *x;
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for x in chunks.into_remainder() {
+        *x = math::exp(*x - max);
+        total += *x;
+    }
+    1.0 / total
 }

@@ -8,18 +8,18 @@
 /// AVX-512, for AVX2 + FMA and for the baseline, the best one chosen at run
 /// time. The body must be plain safe Rust.
 macro_rules! vectorized {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$lt:lifetime>)? ($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$lt:lifetime>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         #[inline]
-        $vis fn $name $(<$lt>)? ($($arg: $ty),*) {
+        $vis fn $name $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn body $(<$lt>)? ($($arg: $ty),*) $body
+            fn body $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-                unsafe fn avx512 $(<$lt>)? ($($arg: $ty),*) { body($($arg),*) }
+                unsafe fn avx512 $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2 $(<$lt>)? ($($arg: $ty),*) { body($($arg),*) }
+                unsafe fn avx2 $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 match $crate::ops::simd::level() {
                     // SAFETY: the CPU was checked to have these features.
                     $crate::ops::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
