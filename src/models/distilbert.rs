@@ -37,11 +37,9 @@ fn dims(c: &ModelConfig) -> Result<EncoderDims> {
 fn load_layer(vb: &candle_nn::VarBuilder, dims: &EncoderDims) -> Result<PostNormLayer> {
     let h = dims.hidden;
     let attn = vb.pp("attention");
-    let q = Linear::load(&attn.pp("q_lin"), h, h)?;
-    let k = Linear::load(&attn.pp("k_lin"), h, h)?;
-    let v = Linear::load(&attn.pp("v_lin"), h, h)?;
+    let qkv = ["q_lin", "k_lin", "v_lin"].map(|name| attn.pp(name));
     Ok(PostNormLayer {
-        qkv: Linear::fuse(&[q, k, v])?,
+        qkv: Linear::load_fused(&qkv, h, h)?,
         attn_out: Linear::load(&attn.pp("out_lin"), h, h)?,
         attn_norm: LayerNorm::load(&vb.pp("sa_layer_norm"), h, dims.eps)?,
         ffn_in: Linear::load(&vb.pp("ffn").pp("lin1"), h, dims.intermediate)?,

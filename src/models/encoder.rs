@@ -226,11 +226,9 @@ impl PostNormLayer {
     pub fn load_bert_names(vb: &VarBuilder, dims: &EncoderDims) -> Result<Self> {
         let h = dims.hidden;
         let attn = vb.pp("attention");
-        let q = Linear::load(&attn.pp("self").pp("query"), h, h)?;
-        let k = Linear::load(&attn.pp("self").pp("key"), h, h)?;
-        let v = Linear::load(&attn.pp("self").pp("value"), h, h)?;
+        let qkv = ["query", "key", "value"].map(|name| attn.pp("self").pp(name));
         Ok(Self {
-            qkv: Linear::fuse(&[q, k, v])?,
+            qkv: Linear::load_fused(&qkv, h, h)?,
             attn_out: Linear::load(&attn.pp("output").pp("dense"), h, h)?,
             attn_norm: LayerNorm::load(&attn.pp("output").pp("LayerNorm"), h, dims.eps)?,
             ffn_in: Linear::load(&vb.pp("intermediate").pp("dense"), h, dims.intermediate)?,

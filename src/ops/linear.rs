@@ -45,8 +45,25 @@ impl Linear {
         Self::from_weight(&weight, bias)
     }
 
-    /// Several layers that read the same input, fused into one product
-    /// (query, key and value): weights concatenated along `out`.
+    /// Several layers that read the same input (query, key and value),
+    /// loaded as one product: weights concatenated along `out` and packed
+    /// once.
+    pub fn load_fused(vbs: &[VarBuilder], in_features: usize, out_features: usize) -> Result<Self> {
+        let weights = vbs
+            .iter()
+            .map(|vb| vb.get((out_features, in_features), "weight"))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let biases = vbs
+            .iter()
+            .map(|vb| to_vec(&vb.get(out_features, "bias")?))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_weight(&Tensor::cat(&weights, 0)?, Some(biases.concat()))
+    }
+
+    /// Several loaded layers that read the same input, fused into one
+    /// product: weights concatenated along `out`. For layers also used
+    /// alone (DeBERTa's position projections); otherwise [`Self::load_fused`]
+    /// saves packing the weights twice.
     pub fn fuse(parts: &[Linear]) -> Result<Self> {
         let weights = parts
             .iter()
