@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::kernels::{apply_activation, Activation};
+use super::kernels::{add_bias_and_activate, Activation};
 
 /// Tile geometry: 16 rows of 64 bytes; a k-block is 32 bf16 values.
 const TILE_ROWS: usize = 16;
@@ -55,6 +55,15 @@ impl Lines {
     fn as_slice(&self) -> &[u16] {
         // SAFETY: `Line` is 32 u16 with no padding (64 bytes, align 64).
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 32) }
+    }
+
+    /// The first `len` elements, the buffer grown (zeroed) first if it is
+    /// shorter: per-thread buffers reused from call to call.
+    fn prefix_mut(&mut self, len: usize) -> &mut [u16] {
+        if self.0.len() * 32 < len {
+            *self = Lines::zeroed(len);
+        }
+        &mut self.as_mut_slice()[..len]
     }
 
     fn as_mut_slice(&mut self) -> &mut [u16] {
@@ -245,11 +254,7 @@ pub fn feed_forward(
         let (first, end) = (band_rows.start, band_rows.end.min(rows));
         BAND_BUFFER.with_borrow_mut(|split| {
             INNER_BUFFER.with_borrow_mut(|inner| {
-                let len = SplitBand::len(band_rows.len(), w2.k_blocks);
-                if inner.0.len() * 32 < len {
-                    *inner = Lines::zeroed(len);
-                }
-                let inner = &mut inner.as_mut_slice()[..len];
+                let inner = inner.prefix_mut(SplitBand::len(band_rows.len(), w2.k_blocks));
                 let inner_out = Output {
                     dst: Destination::Parts {
                         tiles: inner.as_mut_ptr(),
@@ -414,11 +419,7 @@ impl<'a> SplitBand<'a> {
         rows: std::ops::Range<usize>,
         k_blocks: usize,
     ) -> Self {
-        let len = Self::len(rows.len(), k_blocks);
-        if buffer.0.len() * 32 < len {
-            *buffer = Lines::zeroed(len);
-        }
-        let data = &mut buffer.as_mut_slice()[..len];
+        let data = buffer.prefix_mut(Self::len(rows.len(), k_blocks));
         let present = x.len() / k;
         for (r, row) in rows.clone().enumerate() {
             let src = if row < present {
@@ -484,10 +485,7 @@ super::simd::vectorized! {
         };
         for (r, src) in block.0.chunks_exact_mut(N_BLOCK).take(rows).enumerate() {
             let values: &mut [f32; N_BLOCK] = src.try_into().unwrap();
-            if let Some(b) = bias {
-                values.iter_mut().zip(b).for_each(|(x, b)| *x += b);
-            }
-            apply_activation(out.act, values);
+            add_bias_and_activate(out.act, values, bias);
             let at = row + r - out.first_row;
             // SAFETY: `out` holds rows `first_row..rows` of `cols` columns
             // (as parts: of every row of the band), and the task owns this
@@ -626,26 +624,26 @@ macro_rules! tile_store {
 unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Output) {
     let mut scratch = [const { Block([0.0; M_BLOCK * N_BLOCK]) }; 2];
     let scratch = scratch.as_mut_ptr();
-    // The finished block waiting for its write-back: (row, column).
-    let mut pending: Option<(usize, usize)> = None;
+    // The finished block waiting for its write-back: (sums, row, column).
+    let mut pending: Option<(*mut Block, usize, usize)> = None;
     let blocks = task
         .n_blocks
         .clone()
         .flat_map(|nb| task.m_blocks.clone().map(move |mb| (mb, nb)));
     for (i, (mb, nb)) in blocks.enumerate() {
-        let (sum, finished) = (scratch.add(i % 2), scratch.add((i + 1) % 2));
+        // Alternate scratch blocks: the other one holds `pending`.
+        let sum = scratch.add(i % 2);
         let write_finished = || {
-            if let Some((row, col)) = pending {
+            if let Some((finished, row, col)) = pending {
                 write_block(&mut *finished, out, row, col);
             }
             out.prefetch_block(mb * M_BLOCK, nb * N_BLOCK);
         };
         block_product(a, w, mb, nb, sum, write_finished);
-        pending = Some((mb * M_BLOCK, nb * N_BLOCK));
+        pending = Some((sum, mb * M_BLOCK, nb * N_BLOCK));
     }
-    if let Some((row, col)) = pending {
-        let last = task.m_blocks.len() * task.n_blocks.len() - 1;
-        write_block(&mut *scratch.add(last % 2), out, row, col);
+    if let Some((finished, row, col)) = pending {
+        write_block(&mut *finished, out, row, col);
     }
 }
 

@@ -80,17 +80,24 @@ impl Activation {
 vectorized! {
     /// `row = act(row + bias)`.
     pub(crate) fn activation_row(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
-        if let Some(b) = bias {
-            row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
-        }
-        apply_activation(act, row);
+        add_bias_and_activate(act, row, bias);
     }
 }
 
-/// `xs = act(xs)`, inlined into vectorised callers: one branch per call,
-/// so the inner loop is a straight, vectorisable map.
+/// `xs = act(xs + bias)`, inlined into vectorised callers (no dispatch per
+/// call, which short rows cannot afford).
 #[inline(always)]
-pub(crate) fn apply_activation(act: Activation, xs: &mut [f32]) {
+pub(crate) fn add_bias_and_activate(act: Activation, xs: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        xs.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+    }
+    apply_activation(act, xs);
+}
+
+/// `xs = act(xs)`: one branch per call, so the inner loop is a straight,
+/// vectorisable map.
+#[inline(always)]
+fn apply_activation(act: Activation, xs: &mut [f32]) {
     macro_rules! map {
         ($f:expr) => {
             xs.iter_mut().for_each(|x| *x = $f(*x))
