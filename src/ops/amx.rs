@@ -474,17 +474,18 @@ impl<'a> SplitBand<'a> {
 }
 
 super::simd::vectorized! {
-    /// Writes a finished block at (`row`, `col`) from `block` to `out`,
-    /// bias and activation applied on the way.
-    fn write_block(block: &mut Block, out: &Output, row: usize, col: usize) {
+    /// Writes rows `part` of a finished block at (`row`, `col`) from `block`
+    /// to `out`, bias and activation applied on the way.
+    fn write_block(block: &mut Block, out: &Output, row: usize, col: usize, part: std::ops::Range<usize>) {
         let cols = N_BLOCK.min(out.cols - col);
         let bias = out.bias.map(|b| &b[col..col + cols]);
         let rows = match out.dst {
             Destination::Rows(_) => M_BLOCK.min(out.rows - row),
             Destination::Parts { .. } => M_BLOCK,
         };
-        for (r, src) in block.0.chunks_exact_mut(N_BLOCK).take(rows).enumerate() {
-            let values: &mut [f32; N_BLOCK] = src.try_into().unwrap();
+        for r in part.start..part.end.min(rows) {
+            let values: &mut [f32; N_BLOCK] =
+                (&mut block.0[r * N_BLOCK..(r + 1) * N_BLOCK]).try_into().unwrap();
             add_bias_and_activate(out.act, values, bias);
             let at = row + r - out.first_row;
             // SAFETY: `out` holds rows `first_row..rows` of `cols` columns
@@ -620,10 +621,13 @@ macro_rules! tile_store {
 /// The products of one task's row band and column range, one 32x32 block
 /// at a time over the whole of K: the sums stay in the tiles, so the tile
 /// unit drains once per block. Each block's write-back (bias, activation,
-/// store to `out`) runs while the tile unit works on the next block.
+/// store to `out`) runs while the tile unit works on the next block, a few
+/// rows after each k-block: small enough pieces that the out-of-order
+/// window holds them together with the queued tile work.
 unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Output) {
     let mut scratch = [const { Block([0.0; M_BLOCK * N_BLOCK]) }; 2];
     let scratch = scratch.as_mut_ptr();
+    let rows_per_step = M_BLOCK.div_ceil(w.k_blocks);
     // The finished block waiting for its write-back: (sums, row, column).
     let mut pending: Option<(*mut Block, usize, usize)> = None;
     let blocks = task
@@ -633,17 +637,20 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
     for (i, (mb, nb)) in blocks.enumerate() {
         // Alternate scratch blocks: the other one holds `pending`.
         let sum = scratch.add(i % 2);
-        let write_finished = || {
-            if let Some((finished, row, col)) = pending {
-                write_block(&mut *finished, out, row, col);
+        let write_finished = |kb: usize| {
+            if kb == 0 {
+                out.prefetch_block(mb * M_BLOCK, nb * N_BLOCK);
             }
-            out.prefetch_block(mb * M_BLOCK, nb * N_BLOCK);
+            let first = kb * rows_per_step;
+            if let Some((finished, row, col)) = pending.filter(|_| first < M_BLOCK) {
+                write_block(&mut *finished, out, row, col, first..first + rows_per_step);
+            }
         };
         block_product(a, w, mb, nb, sum, write_finished);
         pending = Some((sum, mb * M_BLOCK, nb * N_BLOCK));
     }
     if let Some((finished, row, col)) = pending {
-        write_block(&mut *finished, out, row, col);
+        write_block(&mut *finished, out, row, col, 0..M_BLOCK);
     }
 }
 
@@ -652,8 +659,8 @@ unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Outpu
 struct Block([f32; M_BLOCK * N_BLOCK]);
 
 /// One 32x32 output block over all of K, stored into `sum`: accumulators
-/// tmm0..3, activations tmm4..5, weights tmm6..7. `meanwhile` runs once
-/// the first k-block's products are queued, overlapping them.
+/// tmm0..3, activations tmm4..5, weights tmm6..7. `meanwhile(kb)` runs
+/// once k-block `kb`'s products are queued, overlapping them.
 #[inline(always)]
 unsafe fn block_product(
     a: &SplitBand,
@@ -661,7 +668,7 @@ unsafe fn block_product(
     mb: usize,
     nb: usize,
     sum: *mut Block,
-    meanwhile: impl FnOnce(),
+    mut meanwhile: impl FnMut(usize),
 ) {
     let row = mb * M_BLOCK;
     let (left, right) = (2 * nb, 2 * nb + 1);
@@ -673,7 +680,6 @@ unsafe fn block_product(
         "tilezero tmm3",
         options(nostack, nomem)
     );
-    let mut meanwhile = Some(meanwhile);
     for kb in 0..w.k_blocks {
         let mut loaded = (usize::MAX, usize::MAX);
         for (pa, pb) in PRODUCTS {
@@ -694,9 +700,7 @@ unsafe fn block_product(
                 options(nostack, nomem)
             );
         }
-        if let Some(f) = meanwhile.take() {
-            f();
-        }
+        meanwhile(kb);
     }
     let c = (*sum).0.as_mut_ptr();
     let c_low = c.add(TILE_ROWS * N_BLOCK);
