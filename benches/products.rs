@@ -1,5 +1,5 @@
-//! Dense-layer products alone, at MiniLM-L12-H384's shapes for a batch of
-//! 4,096 tokens: `cargo bench --bench products`. Throughput is reported in
+//! Dense-layer products and attention alone, at MiniLM-L12-H384's shapes
+//! for a batch of 4,096 tokens: `cargo bench --bench products`. Throughput is reported in
 //! elements/s where one element is one floating-point operation, so
 //! "Gelem/s" reads as GFLOP/s (float32-equivalent). Run it again with
 //! `CROSSRANK_AMX=0` to compare the AMX path with candle's gemm.
@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossrank::ops::kernels::Activation;
 use crossrank::ops::linear::Linear;
+use crossrank::ops::{packed_attention, AttentionSpec};
 
 const TOKENS: usize = 4096;
 
@@ -35,6 +36,17 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements((2 * TOKENS * k * n) as u64));
         group.bench_function(name, |b| {
             b.iter(|| layer.forward_activation(&x, act).unwrap())
+        });
+    }
+    // Attention of one layer (12 heads of 32) over the same 4,096 tokens, as
+    // sequences of 128 (rerank-like) and of 512 (long passages).
+    let qkv = Tensor::from_vec(values(TOKENS * 1152, 7), (TOKENS, 1152), &Device::Cpu).unwrap();
+    let spec = AttentionSpec::new(12, 32);
+    for len in [128, 512] {
+        let bounds: Vec<usize> = (0..=TOKENS).step_by(len).collect();
+        group.throughput(Throughput::Elements((4 * TOKENS * len * 384) as u64));
+        group.bench_function(format!("attention_{}x{len}", TOKENS / len), |b| {
+            b.iter(|| packed_attention(&qkv, &bounds, &spec).unwrap())
         });
     }
     group.finish();

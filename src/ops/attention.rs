@@ -6,6 +6,8 @@ use candle_core::Tensor;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::attention_avx512;
 use super::profile::{time, Op};
 use super::simd::{self, vectorized};
 use super::{math, matrix, with_f32};
@@ -46,6 +48,35 @@ pub fn packed_attention(
     cu_seqlens: &[usize],
     spec: &AttentionSpec,
 ) -> Result<Tensor> {
+    attention_on(Kernel::best_for(spec.head_dim), qkv, cu_seqlens, spec)
+}
+
+/// How each (sequence, head) is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// The AVX-512 register kernel (`attention_avx512`).
+    Registers,
+    /// Two `gemm` calls and a softmax per block of rows: any CPU, any head.
+    Gemm,
+}
+
+impl Kernel {
+    fn best_for(head_dim: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if attention_avx512::supported(head_dim) {
+            return Kernel::Registers;
+        }
+        let _ = head_dim;
+        Kernel::Gemm
+    }
+}
+
+fn attention_on(
+    kernel: Kernel,
+    qkv: &Tensor,
+    cu_seqlens: &[usize],
+    spec: &AttentionSpec,
+) -> Result<Tensor> {
     let tokens = qkv.dim(0)?;
     let hidden = spec.heads * spec.head_dim;
     let mut out = vec![0f32; tokens * hidden];
@@ -54,13 +85,55 @@ pub fn packed_attention(
         let tasks: Vec<(usize, usize)> = (0..cu_seqlens.len() - 1)
             .flat_map(|s| (0..spec.heads).map(move |h| (s, h)))
             .collect();
-        tasks.par_iter().for_each_init(Vec::new, |scores, &(s, h)| {
-            let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
-            // SAFETY: each task writes only rows start..end, columns of head h.
-            unsafe { attend_one(qkv, out_ptr, start, end - start, h, hidden, spec, scores) }
-        });
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Registers => {
+                tasks
+                    .par_iter()
+                    .for_each_init(Default::default, |scratch, &(s, h)| {
+                        let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
+                        let head = register_head(qkv, out_ptr, start, end - start, h, spec);
+                        // SAFETY: `best_for` checked the CPU; the task writes
+                        // only rows start..end, columns of head h.
+                        unsafe { attention_avx512::attend(&head, scratch) }
+                    })
+            }
+            _ => tasks.par_iter().for_each_init(Vec::new, |scores, &(s, h)| {
+                let (start, end) = (cu_seqlens[s], cu_seqlens[s + 1]);
+                // SAFETY: each task writes only rows start..end, columns of
+                // head h.
+                unsafe { attend_one(qkv, out_ptr, start, end - start, h, hidden, spec, scores) }
+            }),
+        }
     })?;
     matrix(out, tokens, hidden)
+}
+
+/// Head `head` of the sequence at tokens `start..start + len`, for the
+/// AVX-512 kernel.
+#[cfg(target_arch = "x86_64")]
+fn register_head(
+    qkv: &[f32],
+    out: SharedOut,
+    start: usize,
+    len: usize,
+    head: usize,
+    spec: &AttentionSpec,
+) -> attention_avx512::Head {
+    let (d, hidden) = (spec.head_dim, spec.heads * spec.head_dim);
+    let q = qkv[start * 3 * hidden + head * d..].as_ptr();
+    attention_avx512::Head {
+        q,
+        k: q.wrapping_add(hidden),
+        v: q.wrapping_add(2 * hidden),
+        stride: 3 * hidden,
+        len,
+        head_dim: d,
+        scale: spec.scale,
+        half_window: spec.half_window,
+        out: out.0.wrapping_add(start * hidden + head * d),
+        out_stride: hidden,
+    }
 }
 
 /// Query rows per block: a block's scores (`ROW_BLOCK x len`, at most
@@ -242,4 +315,99 @@ fn exp_shifted_row(row: &mut [f32]) -> f32 {
         total += *x;
     }
     1.0 / total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Float64 attention of one sequence, `[len, heads * head_dim]`.
+    fn reference(qkv: &[f32], start: usize, len: usize, spec: &AttentionSpec) -> Vec<f64> {
+        let (d, hidden) = (spec.head_dim, spec.heads * spec.head_dim);
+        let at = |t: usize, part: usize, h: usize, c: usize| {
+            qkv[(start + t) * 3 * hidden + part * hidden + h * d + c] as f64
+        };
+        let mut out = vec![0f64; len * hidden];
+        for h in 0..spec.heads {
+            for i in 0..len {
+                let seen: Vec<usize> = (0..len)
+                    .filter(|&j| spec.half_window.is_none_or(|w| i.abs_diff(j) <= w))
+                    .collect();
+                let scores: Vec<f64> = seen
+                    .iter()
+                    .map(|&j| (0..d).map(|c| at(i, 0, h, c) * at(j, 1, h, c)).sum::<f64>())
+                    .map(|s| s * spec.scale as f64)
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                for c in 0..d {
+                    let value: f64 = seen
+                        .iter()
+                        .zip(&weights)
+                        .map(|(&j, p)| p * at(j, 2, h, c))
+                        .sum();
+                    out[i * hidden + h * d + c] = value / total;
+                }
+            }
+        }
+        out
+    }
+
+    fn noise(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kernel_matches_float64() {
+        // Lengths around the row and column blocks; a window narrower than
+        // a block and one wider than some sequences.
+        let lens = [1, 7, 8, 9, 31, 33, 77, 130, 300];
+        let cu: Vec<usize> = std::iter::once(0)
+            .chain(lens.iter().scan(0, |end, len| {
+                *end += len;
+                Some(*end)
+            }))
+            .collect();
+        let tokens = *cu.last().unwrap();
+        for head_dim in [8, 32, 64] {
+            for half_window in [None, Some(3), Some(40)] {
+                let mut spec = AttentionSpec::new(2, head_dim);
+                spec.half_window = half_window;
+                let hidden = 2 * head_dim;
+                let qkv = noise(tokens * 3 * hidden, head_dim as u64);
+                let want: Vec<f64> = lens
+                    .iter()
+                    .zip(&cu)
+                    .flat_map(|(&len, &start)| reference(&qkv, start, len, &spec))
+                    .collect();
+                let qkv = Tensor::from_vec(qkv, (tokens, 3 * hidden), &Device::Cpu).unwrap();
+                // The gemm kernel always; the best one where it differs.
+                let mut kernels = vec![Kernel::Gemm, Kernel::best_for(head_dim)];
+                kernels.dedup();
+                for kernel in kernels {
+                    let got = attention_on(kernel, &qkv, &cu, &spec).unwrap();
+                    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    let worst = got
+                        .iter()
+                        .zip(&want)
+                        .map(|(g, w)| (*g as f64 - w).abs() / w.abs().max(1.0))
+                        .fold(0.0, f64::max);
+                    assert!(
+                        worst < 1e-6,
+                        "{kernel:?}, head_dim {head_dim}, window {half_window:?}: {worst:.2e}"
+                    );
+                }
+            }
+        }
+    }
 }

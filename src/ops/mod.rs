@@ -6,6 +6,8 @@
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod amx;
 pub mod attention;
+#[cfg(target_arch = "x86_64")]
+pub mod attention_avx512;
 pub mod kernels;
 pub mod linear;
 pub mod math;

@@ -1,0 +1,257 @@
+//! Attention for one (sequence, head) on AVX-512 registers, for head sizes
+//! that are multiples of 32 (MiniLM's 32, BERT-base's 64).
+//!
+//! Both products run through one register-blocked micro-kernel (8 rows x
+//! 32 columns of sums in 16 vector registers), and a block of 8 query rows
+//! goes through scores, softmax and values while its scores are still in
+//! L1. The keys are transposed once per (sequence, head). Against the
+//! generic path (two `gemm` calls per block of 128 rows) this saves the
+//! per-call packing, which dominates at a depth of 32, and the trips of a
+//! 128-row score block through L2.
+
+use std::arch::x86_64::{
+    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_i32gather_ps, _mm512_mul_ps,
+    _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
+    _mm512_storeu_ps, _mm_prefetch, _MM_HINT_T0,
+};
+
+use super::attention::exp_shifted;
+use super::profile::{time, Op};
+use super::simd::{level, Level};
+
+/// Query rows per block: 8 rows x 2 vectors of sums fill 16 of the 32
+/// vector registers, leaving room for the loaded operands.
+const ROWS: usize = 8;
+/// Columns per micro-kernel call: two vectors of 16.
+const COLS: usize = 32;
+
+/// Whether this path serves heads of `head_dim` on this CPU.
+pub fn supported(head_dim: usize) -> bool {
+    head_dim > 0 && head_dim.is_multiple_of(COLS) && level() == Level::Avx512
+}
+
+/// Per-thread buffers, reused from task to task.
+#[derive(Default)]
+pub struct Scratch {
+    /// The head's keys transposed, in panels of 32 keys: `[width / 32]
+    /// [head_dim][32]`. Panels keep the micro-kernel's loads contiguous
+    /// (rows `width` apart would fall into the same few L1 sets).
+    keys_t: Vec<f32>,
+    /// The head's values, contiguous: `len x head_dim`.
+    values: Vec<f32>,
+    /// Scores, then attention weights, of one row block: `ROWS x width`.
+    weights: Vec<f32>,
+}
+
+/// One (sequence, head) of attention.
+pub struct Head {
+    /// Query, key and value of the sequence's first token, each `head_dim`
+    /// wide; token `t`'s are `stride` floats further.
+    pub q: *const f32,
+    pub k: *const f32,
+    pub v: *const f32,
+    pub stride: usize,
+    pub len: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+    pub half_window: Option<usize>,
+    /// Where the context of the first token goes; rows `out_stride` apart.
+    pub out: *mut f32,
+    pub out_stride: usize,
+}
+
+/// `softmax(scale Q K^T) V` for one head, written to `head.out`.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`supported`]); the pointers of `head` are valid
+/// for `len` rows of `head_dim` values each, and no other thread writes the
+/// output rows' `head_dim` columns.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn attend(head: &Head, scratch: &mut Scratch) {
+    let (len, d) = (head.len, head.head_dim);
+    let width = len.next_multiple_of(COLS);
+    transpose_keys(head, width, &mut scratch.keys_t);
+    gather_values(head, &mut scratch.values);
+    let keys_t = scratch.keys_t.as_ptr();
+    let values = scratch.values.as_ptr();
+    if scratch.weights.len() < ROWS * width {
+        scratch.weights.resize(ROWS * width, 0.0);
+    }
+    let weights = scratch.weights.as_mut_ptr();
+    for first in (0..len).step_by(ROWS) {
+        let rows = ROWS.min(len - first);
+        // The keys any row of the block sees (all, or the union of windows).
+        let window = |i: usize| match head.half_window {
+            Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+            None => (0, len),
+        };
+        let (lo, hi) = (window(first).0, window(first + rows - 1).1);
+        let column_blocks = lo / COLS * COLS..hi.next_multiple_of(COLS);
+        time(Op::AttentionScores, || {
+            let scales = [head.scale; ROWS];
+            for j in column_blocks.clone().step_by(COLS) {
+                let q = head.q.add(first * head.stride);
+                let c = weights.add(j);
+                let panel = keys_t.add(j * d);
+                multiply(rows, q, head.stride, panel, COLS, d, c, width, &scales);
+            }
+        });
+        let mut inverse_sums = [0f32; ROWS];
+        time(Op::AttentionSoftmax, || {
+            for (r, inverse_sum) in inverse_sums[..rows].iter_mut().enumerate() {
+                let (row_lo, row_hi) = window(first + r);
+                let row = std::slice::from_raw_parts_mut(weights.add(r * width), width);
+                *inverse_sum = exp_shifted(&mut row[row_lo..row_hi]);
+                // Keys outside this row's window but inside the block's.
+                row[lo..row_lo].fill(0.0);
+                row[row_hi..hi].fill(0.0);
+            }
+        });
+        time(Op::AttentionValues, || {
+            for c in (0..d).step_by(COLS) {
+                let dst = head.out.add(first * head.out_stride + c);
+                let v = values.add(lo * d + c);
+                let p = weights.add(lo);
+                multiply(
+                    rows,
+                    p,
+                    width,
+                    v,
+                    d,
+                    hi - lo,
+                    dst,
+                    head.out_stride,
+                    &inverse_sums,
+                );
+            }
+        });
+    }
+}
+
+/// `keys_t[j / 32][t][j % 32] = k[j][t]`, keys past `len` zero: each
+/// panel row is gathered, 16 keys at a time.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_keys(head: &Head, width: usize, keys_t: &mut Vec<f32>) {
+    let d = head.head_dim;
+    keys_t.resize(d * width, 0.0);
+    let stride = head.stride as i32;
+    let offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(stride),
+    );
+    let dst = keys_t.as_mut_ptr();
+    for first in (0..width).step_by(16) {
+        // Keys past the end read nothing and give zeros.
+        let present = head.len.saturating_sub(first).min(16);
+        let mask = ((1u32 << present) - 1) as u16;
+        let panel = dst.add(first / COLS * COLS * d + first % COLS);
+        // The next 16 keys, still in memory: one page each.
+        for j in first + 16..(first + 32).min(head.len) {
+            prefetch_row(head.k.add(j * head.stride), d);
+        }
+        for t in 0..d {
+            let src = head.k.add(first.min(head.len) * head.stride + t);
+            let keys =
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, src.cast());
+            _mm512_storeu_ps(panel.add(t * COLS), keys);
+        }
+    }
+}
+
+/// The head's value rows side by side: in the activations they lie more
+/// than a page apart, out of reach of the hardware prefetcher.
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_values(head: &Head, values: &mut Vec<f32>) {
+    let d = head.head_dim;
+    values.resize(head.len * d, 0.0);
+    let dst = values.as_mut_ptr();
+    for j in 0..head.len {
+        let src = head.v.add(j * head.stride);
+        prefetch_row(src.wrapping_add(AHEAD * head.stride), d);
+        for c in (0..d).step_by(16) {
+            _mm512_storeu_ps(dst.add(j * d + c), _mm512_loadu_ps(src.add(c)));
+        }
+    }
+}
+
+/// Rows fetched ahead of their copy.
+const AHEAD: usize = 8;
+
+/// Asks for the `len` floats at `row` in L1 (prefetches never fault).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn prefetch_row(row: *const f32, len: usize) {
+    for c in (0..len).step_by(16) {
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(c).cast());
+    }
+}
+
+/// `c[r][0..32] = scales[r] * sum_t a[r][t] * b[t][0..32]` for the first
+/// `rows` rows: `a` rows `a_stride` apart, `b` rows `b_stride` apart, `c`
+/// rows `c_stride` apart, `depth` terms.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn multiply(
+    rows: usize,
+    a: *const f32,
+    a_stride: usize,
+    b: *const f32,
+    b_stride: usize,
+    depth: usize,
+    c: *mut f32,
+    c_stride: usize,
+    scales: &[f32; ROWS],
+) {
+    let operands = Operands {
+        a,
+        a_stride,
+        b,
+        b_stride,
+        depth,
+        c,
+        c_stride,
+    };
+    // One build per row count keeps every sum in a register.
+    match rows {
+        8 => micro_kernel::<8>(&operands, scales),
+        7 => micro_kernel::<7>(&operands, scales),
+        6 => micro_kernel::<6>(&operands, scales),
+        5 => micro_kernel::<5>(&operands, scales),
+        4 => micro_kernel::<4>(&operands, scales),
+        3 => micro_kernel::<3>(&operands, scales),
+        2 => micro_kernel::<2>(&operands, scales),
+        1 => micro_kernel::<1>(&operands, scales),
+        _ => unreachable!("row blocks hold 1 to {ROWS} rows"),
+    }
+}
+
+struct Operands {
+    a: *const f32,
+    a_stride: usize,
+    b: *const f32,
+    b_stride: usize,
+    depth: usize,
+    c: *mut f32,
+    c_stride: usize,
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn micro_kernel<const R: usize>(o: &Operands, scales: &[f32; ROWS]) {
+    let mut sums: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+    for t in 0..o.depth {
+        let b = o.b.add(t * o.b_stride);
+        let (b_left, b_right) = (_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16)));
+        for (r, sum) in sums.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*o.a.add(r * o.a_stride + t));
+            sum[0] = _mm512_fmadd_ps(x, b_left, sum[0]);
+            sum[1] = _mm512_fmadd_ps(x, b_right, sum[1]);
+        }
+    }
+    for (r, sum) in sums.iter().enumerate() {
+        let scale = _mm512_set1_ps(scales[r]);
+        let c = o.c.add(r * o.c_stride);
+        _mm512_storeu_ps(c, _mm512_mul_ps(sum[0], scale));
+        _mm512_storeu_ps(c.add(16), _mm512_mul_ps(sum[1], scale));
+    }
+}
