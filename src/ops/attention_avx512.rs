@@ -10,12 +10,15 @@
 //! 128-row score block through L2.
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_i32gather_ps, _mm512_mul_ps,
-    _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
-    _mm512_storeu_ps, _mm_prefetch, _MM_HINT_T0,
+    __m512, __mmask16, _mm512_add_ps, _mm512_cvtps_epi32, _mm512_fmadd_ps, _mm512_fnmadd_ps,
+    _mm512_loadu_ps, _mm512_mask_add_ps, _mm512_mask_i32gather_ps, _mm512_mask_max_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_mullo_epi32,
+    _mm512_permutexvar_ps, _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_roundscale_ps,
+    _mm512_scalef_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
+    _mm512_storeu_ps, _mm512_sub_ps, _mm_prefetch, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT,
+    _MM_HINT_T0,
 };
 
-use super::attention::exp_shifted;
 use super::profile::{time, Op};
 use super::simd::{level, Level};
 
@@ -174,6 +177,83 @@ unsafe fn gather_values(head: &Head, values: &mut Vec<f32>) {
     }
 }
 
+/// `row = e^(row - max)`, returning `1 / sum`: a softmax whose division
+/// the caller applies to the (fewer) output values.
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
+    let (len, p) = (row.len(), row.as_mut_ptr());
+    let full = len / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (len - full)) - 1) as u16;
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for i in (0..full).step_by(16) {
+        max = _mm512_max_ps(max, _mm512_loadu_ps(p.add(i)));
+    }
+    let rest = _mm512_maskz_loadu_ps(tail, p.add(full));
+    max = _mm512_mask_max_ps(max, tail, max, rest);
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    let mut sum = _mm512_setzero_ps();
+    for i in (0..full).step_by(16) {
+        let e = exp(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), max));
+        _mm512_storeu_ps(p.add(i), e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    let e = exp(_mm512_sub_ps(rest, max));
+    _mm512_mask_storeu_ps(p.add(full), tail, e);
+    sum = _mm512_mask_add_ps(sum, tail, sum, e);
+    1.0 / _mm512_reduce_add_ps(sum)
+}
+
+/// `2^(i / 16)`, rounded to float32 (checked by a test).
+const EXP2_SIXTEENTHS: [f32; 16] = [
+    1.0,
+    1.044_273_7,
+    1.090_507_7,
+    1.138_788_6,
+    1.189_207_1,
+    1.241_857_8,
+    1.296_839_6,
+    1.354_255_6,
+    1.414_213_5,
+    1.476_826_2,
+    1.542_210_8,
+    1.610_490_3,
+    1.681_792_9,
+    1.756_252_2,
+    1.834_008_1,
+    1.915_206_6,
+];
+
+/// `e^x` for x <= 0 in 16 lanes, relative error below 3e-7: `x = (n / 16)
+/// ln 2 + r`, `e^x = 2^floor(n / 16) * 2^((n mod 16) / 16) * e^r` with a
+/// table for the middle factor, which leaves `|r| <= ln2 / 32` and a cubic
+/// (about half the work of a plain degree-6 exp).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp(x: __m512) -> __m512 {
+    const SIXTEEN_OVER_LN2: f32 = 23.083_12;
+    // ln2 / 16 in two parts; n * LN2_HI is exact for |n| < 2^13.
+    const LN2_HI: f32 = 0.043_334_96;
+    const LN2_LO: f32 = -1.326_215_3e-5;
+    // Below this e^x is under float32's smallest normal.
+    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.3));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(SIXTEEN_OVER_LN2)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let one = _mm512_set1_ps(1.0);
+    let cubic = _mm512_fmadd_ps(_mm512_set1_ps(1.0 / 6.0), r, _mm512_set1_ps(0.5));
+    let cubic = _mm512_fmadd_ps(_mm512_fmadd_ps(cubic, r, one), r, one);
+    // The permute reads the low 4 bits of the index: n mod 16.
+    let table = _mm512_loadu_ps(EXP2_SIXTEENTHS.as_ptr());
+    let fraction = _mm512_permutexvar_ps(_mm512_cvtps_epi32(n), table);
+    // scalef multiplies by 2^floor(second operand).
+    _mm512_scalef_ps(
+        _mm512_mul_ps(cubic, fraction),
+        _mm512_mul_ps(n, _mm512_set1_ps(1.0 / 16.0)),
+    )
+}
+
 /// Rows fetched ahead of their copy.
 const AHEAD: usize = 8;
 
@@ -253,5 +333,61 @@ unsafe fn micro_kernel<const R: usize>(o: &Operands, scales: &[f32; ROWS]) {
         let c = o.c.add(r * o.c_stride);
         _mm512_storeu_ps(c, _mm512_mul_ps(sum[0], scale));
         _mm512_storeu_ps(c.add(16), _mm512_mul_ps(sum[1], scale));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_exp2_of_sixteenths() {
+        for (i, &x) in EXP2_SIXTEENTHS.iter().enumerate() {
+            assert_eq!(x, (i as f64 / 16.0).exp2() as f32, "{i}");
+        }
+    }
+
+    #[test]
+    fn exp_matches_float64() {
+        if !supported(32) {
+            return;
+        }
+        let xs: Vec<f32> = (0..200_000).map(|i| -87.0 * i as f32 / 200_000.0).collect();
+        for chunk in xs.chunks_exact(16) {
+            let mut got = [0f32; 16];
+            // SAFETY: AVX-512F checked above.
+            unsafe { _mm512_storeu_ps(got.as_mut_ptr(), exp(_mm512_loadu_ps(chunk.as_ptr()))) };
+            for (&x, &e) in chunk.iter().zip(&got) {
+                let want = (x as f64).exp();
+                assert!(
+                    ((e as f64 - want) / want).abs() < 3e-7,
+                    "e^{x}: {e} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_shifted_is_a_softmax_numerator() {
+        if !supported(32) {
+            return;
+        }
+        for len in [1, 15, 16, 17, 40] {
+            let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+            let mut got = row.clone();
+            // SAFETY: AVX-512F checked above.
+            let inverse_sum = unsafe { exp_shifted(&mut got) };
+            let max = row.iter().cloned().fold(f32::MIN, f32::max);
+            // The shift is a float32 subtraction in both.
+            let want: Vec<f64> = row.iter().map(|&x| ((x - max) as f64).exp()).collect();
+            let total: f64 = want.iter().sum();
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (*g as f64 - w).abs() < 3e-7 * w.max(1e-30),
+                    "{len}: {g} vs {w}"
+                );
+            }
+            assert!((inverse_sum as f64 * total - 1.0).abs() < 1e-6, "{len}");
+        }
     }
 }
