@@ -199,10 +199,11 @@ pub fn matmul(
     let mut out = unwritten(rows * w.out_features);
     let target = Output::whole(&mut out, rows, w.out_features, bias, act);
     let m_blocks = rows.div_ceil(M_BLOCK);
+    let product = Some(next_product_id());
     tasks(m_blocks, w.n_blocks()).par_iter().for_each(|task| {
         let band_rows = task.m_blocks.start * M_BLOCK..task.m_blocks.end * M_BLOCK;
         BAND_BUFFER.with_borrow_mut(|buffer| {
-            let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks);
+            let band = SplitBand::fill(buffer, x, w.in_features, band_rows, w.k_blocks, product);
             // SAFETY: tasks own disjoint output blocks; every tile read lies
             // inside `band` and `w` (both padded).
             with_tiles(|| unsafe { band_product(&band, w, task, &target) });
@@ -266,7 +267,14 @@ pub fn feed_forward(
                     bias: b1,
                     act,
                 };
-                let a = SplitBand::fill(split, x, w1.in_features, band_rows.clone(), w1.k_blocks);
+                let a = SplitBand::fill(
+                    split,
+                    x,
+                    w1.in_features,
+                    band_rows.clone(),
+                    w1.k_blocks,
+                    None,
+                );
                 let first_task = Task {
                     m_blocks: m.clone(),
                     n_blocks: 0..w1.n_blocks(),
@@ -407,48 +415,43 @@ struct SplitBand<'a> {
 thread_local! {
     /// The feed-forward intermediate of one band, split (see `feed_forward`).
     static INNER_BUFFER: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines(Vec::new())) };
-    static BAND_BUFFER: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines(Vec::new())) };
+    static BAND_BUFFER: std::cell::RefCell<BandBuffer> = const {
+        std::cell::RefCell::new(BandBuffer { lines: Lines(Vec::new()), holds: None })
+    };
+}
+
+/// A worker thread's split activations, and which they are: the rows
+/// starting at `.1` of product `.0`. A product with few rows is split by
+/// columns into several tasks per band; those that run on the same thread
+/// split the band once.
+struct BandBuffer {
+    lines: Lines,
+    holds: Option<(u64, usize)>,
+}
+
+/// A number no other product call shares.
+fn next_product_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl<'a> SplitBand<'a> {
-    /// Splits `rows` of `x` (`k` wide) into `buffer`, grown as needed.
+    /// Splits `rows` of `x` (`k` wide) into `buffer`, grown as needed,
+    /// unless it already holds them for the same `product`.
     fn fill(
-        buffer: &'a mut Lines,
+        buffer: &'a mut BandBuffer,
         x: &[f32],
         k: usize,
         rows: std::ops::Range<usize>,
         k_blocks: usize,
+        product: Option<u64>,
     ) -> Self {
-        let data = buffer.prefix_mut(Self::len(rows.len(), k_blocks));
-        let present = x.len() / k;
-        for (r, row) in rows.clone().enumerate() {
-            let src = if row < present {
-                &x[row * k..(row + 1) * k]
-            } else {
-                &[]
-            };
-            for kb in 0..k_blocks {
-                let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
-                let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
-                    // A fixed-size copy stays in registers (no memcpy call).
-                    Some(full) => full.try_into().unwrap(),
-                    None => {
-                        let mut v = [0f32; K_BLOCK];
-                        v[..chunk.len()].copy_from_slice(chunk);
-                        v
-                    }
-                };
-                let at = |p: usize| Self::offset(r, p, kb, k_blocks);
-                let (hi, rest) = data.split_at_mut(at(1));
-                let (mid, lo) = rest.split_at_mut(at(2) - at(1));
-                split_tile_row(
-                    &values,
-                    (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
-                    (&mut mid[..K_BLOCK]).try_into().unwrap(),
-                    (&mut lo[..K_BLOCK]).try_into().unwrap(),
-                );
-            }
+        let wanted = product.map(|id| (id, rows.start));
+        let data = buffer.lines.prefix_mut(Self::len(rows.len(), k_blocks));
+        if wanted.is_none() || buffer.holds != wanted {
+            split_rows(data, x, k, rows.clone(), k_blocks);
         }
+        buffer.holds = wanted;
         Self {
             data,
             first_row: rows.start,
@@ -470,6 +473,46 @@ impl<'a> SplitBand<'a> {
     fn tile(&self, row: usize, part: usize, kb: usize) -> *const u16 {
         let offset = Self::offset(row - self.first_row, part, kb, self.k_blocks);
         self.data[offset..].as_ptr()
+    }
+}
+
+/// Splits `rows` of `x` (`k` wide) into `data`, laid out as in
+/// [`SplitBand`] with `rows.start` as its first row.
+fn split_rows(
+    data: &mut [u16],
+    x: &[f32],
+    k: usize,
+    rows: std::ops::Range<usize>,
+    k_blocks: usize,
+) {
+    let present = x.len() / k;
+    for (r, row) in rows.clone().enumerate() {
+        let src = if row < present {
+            &x[row * k..(row + 1) * k]
+        } else {
+            &[]
+        };
+        for kb in 0..k_blocks {
+            let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
+            let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
+                // A fixed-size copy stays in registers (no memcpy call).
+                Some(full) => full.try_into().unwrap(),
+                None => {
+                    let mut v = [0f32; K_BLOCK];
+                    v[..chunk.len()].copy_from_slice(chunk);
+                    v
+                }
+            };
+            let at = |p: usize| SplitBand::offset(r, p, kb, k_blocks);
+            let (hi, rest) = data.split_at_mut(at(1));
+            let (mid, lo) = rest.split_at_mut(at(2) - at(1));
+            split_tile_row(
+                &values,
+                (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
+                (&mut mid[..K_BLOCK]).try_into().unwrap(),
+                (&mut lo[..K_BLOCK]).try_into().unwrap(),
+            );
+        }
     }
 }
 
