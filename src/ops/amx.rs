@@ -476,42 +476,45 @@ impl<'a> SplitBand<'a> {
     }
 }
 
-/// Splits `rows` of `x` (`k` wide) into `data`, laid out as in
-/// [`SplitBand`] with `rows.start` as its first row.
-fn split_rows(
-    data: &mut [u16],
-    x: &[f32],
-    k: usize,
-    rows: std::ops::Range<usize>,
-    k_blocks: usize,
-) {
-    let present = x.len() / k;
-    for (r, row) in rows.clone().enumerate() {
-        let src = if row < present {
-            &x[row * k..(row + 1) * k]
-        } else {
-            &[]
-        };
-        for kb in 0..k_blocks {
-            let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
-            let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
-                // A fixed-size copy stays in registers (no memcpy call).
-                Some(full) => full.try_into().unwrap(),
-                None => {
-                    let mut v = [0f32; K_BLOCK];
-                    v[..chunk.len()].copy_from_slice(chunk);
-                    v
-                }
+super::simd::vectorized! {
+    /// Splits `rows` of `x` (`k` wide) into `data`, laid out as in
+    /// [`SplitBand`] with `rows.start` as its first row. Vectorised as a
+    /// whole: one dispatch per band, the per-tile-row split inlined.
+    fn split_rows(
+        data: &mut [u16],
+        x: &[f32],
+        k: usize,
+        rows: std::ops::Range<usize>,
+        k_blocks: usize,
+    ) {
+        let present = x.len() / k;
+        for (r, row) in rows.clone().enumerate() {
+            let src = if row < present {
+                &x[row * k..(row + 1) * k]
+            } else {
+                &[]
             };
-            let at = |p: usize| SplitBand::offset(r, p, kb, k_blocks);
-            let (hi, rest) = data.split_at_mut(at(1));
-            let (mid, lo) = rest.split_at_mut(at(2) - at(1));
-            split_tile_row(
-                &values,
-                (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
-                (&mut mid[..K_BLOCK]).try_into().unwrap(),
-                (&mut lo[..K_BLOCK]).try_into().unwrap(),
-            );
+            for kb in 0..k_blocks {
+                let chunk = src.get(kb * K_BLOCK..).unwrap_or(&[]);
+                let values: [f32; K_BLOCK] = match chunk.get(..K_BLOCK) {
+                    // A fixed-size copy stays in registers (no memcpy call).
+                    Some(full) => full.try_into().unwrap(),
+                    None => {
+                        let mut v = [0f32; K_BLOCK];
+                        v[..chunk.len()].copy_from_slice(chunk);
+                        v
+                    }
+                };
+                let at = |p: usize| SplitBand::offset(r, p, kb, k_blocks);
+                let (hi, rest) = data.split_at_mut(at(1));
+                let (mid, lo) = rest.split_at_mut(at(2) - at(1));
+                split_row(
+                    &values,
+                    (&mut hi[at(0)..at(0) + K_BLOCK]).try_into().unwrap(),
+                    (&mut mid[..K_BLOCK]).try_into().unwrap(),
+                    (&mut lo[..K_BLOCK]).try_into().unwrap(),
+                );
+            }
         }
     }
 }
@@ -556,17 +559,6 @@ super::simd::vectorized! {
                 }
             }
         }
-    }
-}
-
-super::simd::vectorized! {
-    fn split_tile_row(
-        src: &[f32; K_BLOCK],
-        hi: &mut [u16; K_BLOCK],
-        mid: &mut [u16; K_BLOCK],
-        lo: &mut [u16; K_BLOCK],
-    ) {
-        split_row(src, hi, mid, lo);
     }
 }
 
