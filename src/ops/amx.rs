@@ -78,6 +78,7 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(|| {
         std::env::var("CROSSRANK_AMX").map_or(true, |v| v != "0")
             && cpu_has_amx_bf16()
+            && super::simd::level() == super::simd::Level::Avx512
             && request_tile_state()
     })
 }
@@ -519,43 +520,50 @@ super::simd::vectorized! {
     }
 }
 
-super::simd::vectorized! {
-    /// Writes rows `part` of a finished block at (`row`, `col`) from `block`
-    /// to `out`, bias and activation applied on the way.
-    fn write_block(block: &mut Block, out: &Output, row: usize, col: usize, part: std::ops::Range<usize>) {
-        let cols = N_BLOCK.min(out.cols - col);
-        let bias = out.bias.map(|b| &b[col..col + cols]);
-        let rows = match out.dst {
-            Destination::Rows(_) => M_BLOCK.min(out.rows - row),
-            Destination::Parts { .. } => M_BLOCK,
-        };
-        for r in part.start..part.end.min(rows) {
-            let values: &mut [f32; N_BLOCK] =
-                (&mut block.0[r * N_BLOCK..(r + 1) * N_BLOCK]).try_into().unwrap();
-            add_bias_and_activate(out.act, values, bias);
-            let at = row + r - out.first_row;
-            // SAFETY: `out` holds rows `first_row..rows` of `cols` columns
-            // (as parts: of every row of the band), and the task owns this
-            // block.
-            unsafe {
-                match out.dst {
-                    Destination::Rows(ptr) => {
-                        let dst = ptr.add(at * out.cols + col).cast::<f32>();
-                        if cols == N_BLOCK {
-                            // A fixed-size copy stays two vector stores.
-                            dst.cast::<[f32; N_BLOCK]>().write_unaligned(*values);
-                        } else {
-                            std::ptr::copy_nonoverlapping(values.as_ptr(), dst, cols);
-                        }
+/// Writes rows `part` of a finished block at (`row`, `col`) from `block` to
+/// `out`, bias and activation applied on the way. Inlined into
+/// `band_product`, which is compiled for AVX-512.
+#[inline(always)]
+fn write_block(
+    block: &mut Block,
+    out: &Output,
+    row: usize,
+    col: usize,
+    part: std::ops::Range<usize>,
+) {
+    let cols = N_BLOCK.min(out.cols - col);
+    let bias = out.bias.map(|b| &b[col..col + cols]);
+    let rows = match out.dst {
+        Destination::Rows(_) => M_BLOCK.min(out.rows - row),
+        Destination::Parts { .. } => M_BLOCK,
+    };
+    for r in part.start..part.end.min(rows) {
+        let values: &mut [f32; N_BLOCK] = (&mut block.0[r * N_BLOCK..(r + 1) * N_BLOCK])
+            .try_into()
+            .unwrap();
+        add_bias_and_activate(out.act, values, bias);
+        let at = row + r - out.first_row;
+        // SAFETY: `out` holds rows `first_row..rows` of `cols` columns
+        // (as parts: of every row of the band), and the task owns this
+        // block.
+        unsafe {
+            match out.dst {
+                Destination::Rows(ptr) => {
+                    let dst = ptr.add(at * out.cols + col).cast::<f32>();
+                    if cols == N_BLOCK {
+                        // A fixed-size copy stays two vector stores.
+                        dst.cast::<[f32; N_BLOCK]>().write_unaligned(*values);
+                    } else {
+                        std::ptr::copy_nonoverlapping(values.as_ptr(), dst, cols);
                     }
-                    Destination::Parts { tiles, k_blocks } => {
-                        values[cols..].fill(0.0);
-                        let tile = |p: usize| {
-                            let offset = SplitBand::offset(at, p, col / K_BLOCK, k_blocks);
-                            &mut *tiles.add(offset).cast::<[u16; K_BLOCK]>()
-                        };
-                        split_row(values, tile(0), tile(1), tile(2));
-                    }
+                }
+                Destination::Parts { tiles, k_blocks } => {
+                    values[cols..].fill(0.0);
+                    let tile = |p: usize| {
+                        let offset = SplitBand::offset(at, p, col / K_BLOCK, k_blocks);
+                        &mut *tiles.add(offset).cast::<[u16; K_BLOCK]>()
+                    };
+                    split_row(values, tile(0), tile(1), tile(2));
                 }
             }
         }
@@ -659,6 +667,10 @@ macro_rules! tile_store {
 /// store to `out`) runs while the tile unit works on the next block, a few
 /// rows after each k-block: small enough pieces that the out-of-order
 /// window holds them together with the queued tile work.
+///
+/// Compiled for AVX-512 (every CPU with AMX has it; `available` checks),
+/// so the inlined write-back needs no dispatch per call.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
 unsafe fn band_product(a: &SplitBand, w: &PackedWeight, task: &Task, out: &Output) {
     let mut scratch = [const { Block([0.0; M_BLOCK * N_BLOCK]) }; 2];
     let scratch = scratch.as_mut_ptr();
