@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::kernels::{add_bias_and_activate, Activation};
+use super::{assume_init, unwritten};
 
 /// Tile geometry: 16 rows of 64 bytes; a k-block is 32 bf16 values.
 const TILE_ROWS: usize = 16;
@@ -212,21 +213,6 @@ pub fn matmul(
     });
     // SAFETY: the tasks wrote every element.
     unsafe { assume_init(out) }
-}
-
-/// A result buffer the tasks fill completely: not zeroed first.
-fn unwritten(len: usize) -> Vec<MaybeUninit<f32>> {
-    let mut v = Vec::with_capacity(len);
-    v.resize_with(len, MaybeUninit::uninit);
-    v
-}
-
-/// # Safety
-/// Every element of `v` must be initialised.
-unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
-    let mut v = std::mem::ManuallyDrop::new(v);
-    // MaybeUninit<f32> has f32's layout.
-    Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity())
 }
 
 /// `act(x @ W1^T + b1) @ W2^T`, a feed-forward block without its last bias,

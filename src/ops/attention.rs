@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::attention_avx512;
 use super::profile::{time, Op};
 use super::simd::{self, vectorized};
-use super::{math, matrix, with_f32};
+use super::{assume_init, math, matrix, unwritten, with_f32};
 use crate::error::Result;
 
 pub struct AttentionSpec {
@@ -79,8 +79,15 @@ fn attention_on(
 ) -> Result<Tensor> {
     let tokens = qkv.dim(0)?;
     let hidden = spec.heads * spec.head_dim;
-    let mut out = vec![0f32; tokens * hidden];
-    let out_ptr = SharedOut(out.as_mut_ptr());
+    // Every (sequence, head) task writes its rows' columns of that head, and
+    // the sequences cover every token: the output needs no zeroing.
+    assert_eq!(
+        cu_seqlens.last(),
+        Some(&tokens),
+        "sequences must cover the tokens"
+    );
+    let mut out = unwritten(tokens * hidden);
+    let out_ptr = SharedOut(out.as_mut_ptr().cast::<f32>());
     with_f32(qkv, |qkv| {
         let tasks: Vec<(usize, usize)> = (0..cu_seqlens.len() - 1)
             .flat_map(|s| (0..spec.heads).map(move |h| (s, h)))
@@ -106,7 +113,8 @@ fn attention_on(
             }),
         }
     })?;
-    matrix(out, tokens, hidden)
+    // SAFETY: see above; every element was written.
+    matrix(unsafe { assume_init(out) }, tokens, hidden)
 }
 
 /// Head `head` of the sequence at tokens `start..start + len`, for the

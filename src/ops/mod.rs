@@ -27,6 +27,22 @@ pub use linear::Linear;
 /// task, small enough to balance two to many cores.
 pub(crate) const ROWS_PER_TASK: usize = 16;
 
+/// A result buffer that parallel tasks fill completely: not zeroed first
+/// (a zeroing pass over a large fresh buffer also faults its pages in).
+pub(crate) fn unwritten(len: usize) -> Vec<std::mem::MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    v.resize_with(len, std::mem::MaybeUninit::uninit);
+    v
+}
+
+/// # Safety
+/// Every element of `v` must be initialised.
+pub(crate) unsafe fn assume_init(v: Vec<std::mem::MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // MaybeUninit<f32> has f32's layout.
+    Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity())
+}
+
 /// Runs `f` on the contiguous f32 buffer of a CPU tensor.
 pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
