@@ -761,15 +761,7 @@ mod tests {
     }
 
     fn noise(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
-            })
-            .collect()
+        crate::ops::test_noise(len, seed, 2.0)
     }
 
     #[test]

@@ -92,11 +92,18 @@ pub unsafe fn attend(head: &Head, scratch: &mut Scratch) {
         let column_blocks = lo / COLS * COLS..hi.next_multiple_of(COLS);
         time(Op::AttentionScores, || {
             let scales = [head.scale; ROWS];
+            let q = head.q.add(first * head.stride);
             for j in column_blocks.clone().step_by(COLS) {
-                let q = head.q.add(first * head.stride);
-                let c = weights.add(j);
-                let panel = keys_t.add(j * d);
-                multiply(rows, q, head.stride, panel, COLS, d, c, width, &scales);
+                let scores = Operands {
+                    a: q,
+                    a_stride: head.stride,
+                    b: keys_t.add(j * d),
+                    b_stride: COLS,
+                    depth: d,
+                    c: weights.add(j),
+                    c_stride: width,
+                };
+                multiply(rows, &scores, &scales);
             }
         });
         let mut inverse_sums = [0f32; ROWS];
@@ -112,20 +119,16 @@ pub unsafe fn attend(head: &Head, scratch: &mut Scratch) {
         });
         time(Op::AttentionValues, || {
             for c in (0..d).step_by(COLS) {
-                let dst = head.out.add(first * head.out_stride + c);
-                let v = values.add(lo * d + c);
-                let p = weights.add(lo);
-                multiply(
-                    rows,
-                    p,
-                    width,
-                    v,
-                    d,
-                    hi - lo,
-                    dst,
-                    head.out_stride,
-                    &inverse_sums,
-                );
+                let context = Operands {
+                    a: weights.add(lo),
+                    a_stride: width,
+                    b: values.add(lo * d + c),
+                    b_stride: d,
+                    depth: hi - lo,
+                    c: head.out.add(first * head.out_stride + c),
+                    c_stride: head.out_stride,
+                };
+                multiply(rows, &context, &inverse_sums);
             }
         });
     }
@@ -267,44 +270,25 @@ unsafe fn prefetch_row(row: *const f32, len: usize) {
 }
 
 /// `c[r][0..32] = scales[r] * sum_t a[r][t] * b[t][0..32]` for the first
-/// `rows` rows: `a` rows `a_stride` apart, `b` rows `b_stride` apart, `c`
-/// rows `c_stride` apart, `depth` terms.
-#[allow(clippy::too_many_arguments)]
+/// `rows` rows of `o`.
 #[target_feature(enable = "avx512f")]
-unsafe fn multiply(
-    rows: usize,
-    a: *const f32,
-    a_stride: usize,
-    b: *const f32,
-    b_stride: usize,
-    depth: usize,
-    c: *mut f32,
-    c_stride: usize,
-    scales: &[f32; ROWS],
-) {
-    let operands = Operands {
-        a,
-        a_stride,
-        b,
-        b_stride,
-        depth,
-        c,
-        c_stride,
-    };
+unsafe fn multiply(rows: usize, o: &Operands, scales: &[f32; ROWS]) {
     // One build per row count keeps every sum in a register.
     match rows {
-        8 => micro_kernel::<8>(&operands, scales),
-        7 => micro_kernel::<7>(&operands, scales),
-        6 => micro_kernel::<6>(&operands, scales),
-        5 => micro_kernel::<5>(&operands, scales),
-        4 => micro_kernel::<4>(&operands, scales),
-        3 => micro_kernel::<3>(&operands, scales),
-        2 => micro_kernel::<2>(&operands, scales),
-        1 => micro_kernel::<1>(&operands, scales),
+        8 => micro_kernel::<8>(o, scales),
+        7 => micro_kernel::<7>(o, scales),
+        6 => micro_kernel::<6>(o, scales),
+        5 => micro_kernel::<5>(o, scales),
+        4 => micro_kernel::<4>(o, scales),
+        3 => micro_kernel::<3>(o, scales),
+        2 => micro_kernel::<2>(o, scales),
+        1 => micro_kernel::<1>(o, scales),
         _ => unreachable!("row blocks hold 1 to {ROWS} rows"),
     }
 }
 
+/// The operands of one micro-kernel call: `a` rows `a_stride` apart, `b`
+/// rows `b_stride` apart, `c` rows `c_stride` apart, `depth` terms.
 struct Operands {
     a: *const f32,
     a_stride: usize,

@@ -70,3 +70,18 @@ pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
 pub fn matrix(data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, (rows, cols), &Device::Cpu)?)
 }
+
+/// Deterministic test values, uniform in `[-amplitude, amplitude)` (a
+/// 64-bit LCG, so every run and machine sees the same ones).
+#[cfg(test)]
+pub(crate) fn test_noise(len: usize, seed: u64, amplitude: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * amplitude
+        })
+        .collect()
+}
