@@ -137,6 +137,9 @@ impl CrossEncoder {
         if batch_size == 0 {
             return Err(Error::invalid_input("batch_size must be at least 1"));
         }
+        // Large buffers freed in this call are reused by the next.
+        #[cfg(target_os = "linux")]
+        let _call = crate::alloc::CallScope::enter();
         let encoded = time(Op::Tokenize, || self.tokenizer.encode_pairs(pairs))?;
         let labels = self.num_labels();
         let mut logits = vec![0f32; pairs.len() * labels];

@@ -7,6 +7,8 @@
 //! CPU hot path they share, [`engine`] batches pairs through a model, and
 //! `python` (feature `python`) is the thin pyo3 layer.
 
+#[cfg(target_os = "linux")]
+pub mod alloc;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -18,6 +20,10 @@ pub mod weights;
 
 #[cfg(feature = "python")]
 mod python;
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: alloc::KeepingAllocator = alloc::KeepingAllocator;
 
 pub use engine::{CrossEncoder, LoadOptions};
 pub use error::{Error, Result};
