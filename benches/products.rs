@@ -20,6 +20,9 @@ fn values(len: usize, step: usize) -> Vec<f32> {
 }
 
 fn bench(c: &mut Criterion) {
+    // As in a predict call: large buffers are reused from iteration to
+    // iteration (see `crossrank::alloc`).
+    let _call = crossrank::alloc::CallScope::enter();
     let mut group = c.benchmark_group("products");
     group.sample_size(10);
     // (name, in, out, activation): QKV, attention output, FFN in, FFN out.

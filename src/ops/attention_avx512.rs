@@ -10,13 +10,12 @@
 //! 128-row score block through L2.
 
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_add_ps, _mm512_cvtps_epi32, _mm512_fmadd_ps, _mm512_fnmadd_ps,
-    _mm512_loadu_ps, _mm512_mask_add_ps, _mm512_mask_i32gather_ps, _mm512_mask_max_ps,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_mullo_epi32,
-    _mm512_permutexvar_ps, _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_roundscale_ps,
-    _mm512_scalef_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
-    _mm512_storeu_ps, _mm512_sub_ps, _mm_prefetch, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT,
-    _MM_HINT_T0,
+    __m512, __mmask16, _mm512_add_ps, _mm512_cvtps_epi32, _mm512_fmadd_ps, _mm512_loadu_ps,
+    _mm512_mask_add_ps, _mm512_mask_i32gather_ps, _mm512_mask_max_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_mullo_epi32, _mm512_permutexvar_ps,
+    _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_roundscale_ps, _mm512_scalef_ps,
+    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_ps,
+    _mm512_sub_ps, _mm_prefetch, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT, _MM_HINT_T0,
 };
 
 use super::profile::{time, Op};
@@ -91,7 +90,8 @@ pub unsafe fn attend(head: &Head, scratch: &mut Scratch) {
         let (lo, hi) = (window(first).0, window(first + rows - 1).1);
         let column_blocks = lo / COLS * COLS..hi.next_multiple_of(COLS);
         time(Op::AttentionScores, || {
-            let scales = [head.scale; ROWS];
+            // Scores in sixteenths of a power of two (see `exp2_sixteenths`).
+            let scales = [head.scale * SIXTEENTHS_PER_E; ROWS];
             let q = head.q.add(first * head.stride);
             for j in column_blocks.clone().step_by(COLS) {
                 let scores = Operands {
@@ -180,8 +180,14 @@ unsafe fn gather_values(head: &Head, values: &mut Vec<f32>) {
     }
 }
 
-/// `row = e^(row - max)`, returning `1 / sum`: a softmax whose division
-/// the caller applies to the (fewer) output values.
+/// Multiplies a natural exponent into sixteenths of a power of two:
+/// `e^x = 2^(x * 16 log2(e) / 16)`. Scores are scaled so in the product's
+/// last step, which leaves the exp a table lookup and a rounding.
+const SIXTEENTHS_PER_E: f32 = 16.0 * std::f32::consts::LOG2_E;
+
+/// `row = 2^((row - max) / 16)`, returning `1 / sum`: a softmax of scores
+/// in sixteenths of a power of two, whose division the caller applies to
+/// the (fewer) output values.
 #[target_feature(enable = "avx512f")]
 unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
     let (len, p) = (row.len(), row.as_mut_ptr());
@@ -196,11 +202,11 @@ unsafe fn exp_shifted(row: &mut [f32]) -> f32 {
     let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
     let mut sum = _mm512_setzero_ps();
     for i in (0..full).step_by(16) {
-        let e = exp(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), max));
+        let e = exp2_sixteenths(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), max));
         _mm512_storeu_ps(p.add(i), e);
         sum = _mm512_add_ps(sum, e);
     }
-    let e = exp(_mm512_sub_ps(rest, max));
+    let e = exp2_sixteenths(_mm512_sub_ps(rest, max));
     _mm512_mask_storeu_ps(p.add(full), tail, e);
     sum = _mm512_mask_add_ps(sum, tail, sum, e);
     1.0 / _mm512_reduce_add_ps(sum)
@@ -226,27 +232,24 @@ const EXP2_SIXTEENTHS: [f32; 16] = [
     1.915_206_6,
 ];
 
-/// `e^x` for x <= 0 in 16 lanes, relative error below 3e-7: `x = (n / 16)
-/// ln 2 + r`, `e^x = 2^floor(n / 16) * 2^((n mod 16) / 16) * e^r` with a
-/// table for the middle factor, which leaves `|r| <= ln2 / 32` and a cubic
-/// (about half the work of a plain degree-6 exp).
+/// `2^(t / 16)` for t <= 0 in 16 lanes, relative error below 3e-7: with
+/// `n = round(t)`, `2^(t / 16) = 2^floor(n / 16) * 2^((n mod 16) / 16) *
+/// 2^((t - n) / 16)`: a power of two, the table, and a cubic for
+/// `|t - n| <= 1/2` (exact subtraction: no split constant as for base e).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn exp(x: __m512) -> __m512 {
-    const SIXTEEN_OVER_LN2: f32 = 23.083_12;
-    // ln2 / 16 in two parts; n * LN2_HI is exact for |n| < 2^13.
-    const LN2_HI: f32 = 0.043_334_96;
-    const LN2_LO: f32 = -1.326_215_3e-5;
-    // Below this e^x is under float32's smallest normal.
-    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.3));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(SIXTEEN_OVER_LN2)),
-    );
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    let one = _mm512_set1_ps(1.0);
-    let cubic = _mm512_fmadd_ps(_mm512_set1_ps(1.0 / 6.0), r, _mm512_set1_ps(0.5));
-    let cubic = _mm512_fmadd_ps(_mm512_fmadd_ps(cubic, r, one), r, one);
+unsafe fn exp2_sixteenths(t: __m512) -> __m512 {
+    // ln(2) / 16: the cubic is e^(r ln2 / 16).
+    const C1: f32 = std::f32::consts::LN_2 / 16.0;
+    const C2: f32 = C1 * C1 / 2.0;
+    const C3: f32 = C1 * C1 * C1 / 6.0;
+    // Below this the result is under float32's smallest normal.
+    let t = _mm512_max_ps(t, _mm512_set1_ps(-16.0 * 126.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+    let r = _mm512_sub_ps(t, n);
+    let cubic = _mm512_fmadd_ps(_mm512_set1_ps(C3), r, _mm512_set1_ps(C2));
+    let cubic = _mm512_fmadd_ps(cubic, r, _mm512_set1_ps(C1));
+    let cubic = _mm512_fmadd_ps(cubic, r, _mm512_set1_ps(1.0));
     // The permute reads the low 4 bits of the index: n mod 16.
     let table = _mm512_loadu_ps(EXP2_SIXTEENTHS.as_ptr());
     let fraction = _mm512_permutexvar_ps(_mm512_cvtps_epi32(n), table);
@@ -332,20 +335,27 @@ mod tests {
     }
 
     #[test]
-    fn exp_matches_float64() {
+    fn exp2_sixteenths_matches_float64() {
         if !supported(32) {
             return;
         }
-        let xs: Vec<f32> = (0..200_000).map(|i| -87.0 * i as f32 / 200_000.0).collect();
-        for chunk in xs.chunks_exact(16) {
+        // Down to float32's smallest normals, in steps that sample every
+        // table entry at many remainders.
+        let ts: Vec<f32> = (0..200_000)
+            .map(|i| -2000.0 * i as f32 / 200_000.0)
+            .collect();
+        for chunk in ts.chunks_exact(16) {
             let mut got = [0f32; 16];
             // SAFETY: AVX-512F checked above.
-            unsafe { _mm512_storeu_ps(got.as_mut_ptr(), exp(_mm512_loadu_ps(chunk.as_ptr()))) };
-            for (&x, &e) in chunk.iter().zip(&got) {
-                let want = (x as f64).exp();
+            unsafe {
+                let e = exp2_sixteenths(_mm512_loadu_ps(chunk.as_ptr()));
+                _mm512_storeu_ps(got.as_mut_ptr(), e)
+            };
+            for (&t, &e) in chunk.iter().zip(&got) {
+                let want = (t as f64 / 16.0).exp2();
                 assert!(
                     ((e as f64 - want) / want).abs() < 3e-7,
-                    "e^{x}: {e} vs {want}"
+                    "2^({t}/16): {e} vs {want}"
                 );
             }
         }
@@ -357,13 +367,16 @@ mod tests {
             return;
         }
         for len in [1, 15, 16, 17, 40] {
-            let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+            let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 80.0).collect();
             let mut got = row.clone();
             // SAFETY: AVX-512F checked above.
             let inverse_sum = unsafe { exp_shifted(&mut got) };
             let max = row.iter().cloned().fold(f32::MIN, f32::max);
             // The shift is a float32 subtraction in both.
-            let want: Vec<f64> = row.iter().map(|&x| ((x - max) as f64).exp()).collect();
+            let want: Vec<f64> = row
+                .iter()
+                .map(|&x| ((x - max) as f64 / 16.0).exp2())
+                .collect();
             let total: f64 = want.iter().sum();
             for (g, w) in got.iter().zip(&want) {
                 assert!(
