@@ -1,19 +1,21 @@
 //! The library's global allocator: the system's, except for large blocks
-//! (a batch's activations and the packed weights, megabytes each), which
-//! are mapped on transparent huge pages and, when allocated during a call,
-//! kept after they are freed and handed out again.
+//! (megabytes) allocated during a predict call (a batch's activations) or
+//! marked long-lived (the packed weights, [`long_lived`]). Those are mapped
+//! on transparent huge pages, and the ones of calls are kept when freed and
+//! handed out again.
 //!
 //! Why: the products stream activations and weights megabytes wide, and on
 //! 4 KiB pages they spend a share of their time on TLB misses; but every
 //! layer allocates fresh outputs, and a fresh huge page is zeroed when first
 //! touched. Huge pages that are reused pay neither: the forward bench ran
 //! 5-8% faster with both (huge pages alone were slower than neither, since
-//! glibc unmaps large blocks on free; reuse alone changed nothing).
+//! glibc unmaps large blocks on free; reuse alone changed nothing), and the
+//! weights' share of that is about 4% of a rerank batch.
 //!
 //! Kept blocks are bounded: blocks freed during a call stay for the next
 //! call (the same batch shapes come again), and those the next call does not
-//! take are unmapped when it ends. Blocks allocated outside calls (weights)
-//! go back to the system when freed.
+//! take are unmapped when it ends. Other large blocks (a model load's
+//! temporaries) stay with the system allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +37,8 @@ pub struct KeepingAllocator;
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Header {
-    /// The mapping's length, header included.
+    /// The mapping's length, header included; 0 for a block of the system
+    /// allocator.
     len: usize,
     /// Allocated during a call: kept for reuse once freed.
     keep: bool,
@@ -166,21 +169,59 @@ fn keep_mapping(start: usize, len: usize) {
     }
 }
 
-/// A large block of `size` bytes, and whether its memory is fresh (zero).
-fn alloc_large(size: usize) -> (*mut u8, bool) {
-    let (start, len, fresh) = take_mapping(size + HEADER);
-    if start.is_null() {
-        return (start, fresh);
-    }
-    let header = Header {
-        len,
-        keep: ACTIVE_CALLS.load(Ordering::Relaxed) > 0,
+thread_local! {
+    static LONG_LIVED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, whose large allocations on this thread are long-lived buffers
+/// streamed over and over (packed weights): mapped on huge pages even
+/// outside calls.
+pub fn long_lived<R>(f: impl FnOnce() -> R) -> R {
+    let before = LONG_LIVED.replace(true);
+    let result = f();
+    LONG_LIVED.set(before);
+    result
+}
+
+/// A large block of `size` bytes, and whether its memory is zero.
+fn alloc_large(size: usize, zeroed: bool) -> (*mut u8, bool) {
+    let in_call = ACTIVE_CALLS.load(Ordering::Relaxed) > 0;
+    let (start, header, zero) = if in_call || LONG_LIVED.get() {
+        let (start, len, fresh) = take_mapping(size + HEADER);
+        let header = Header { len, keep: in_call };
+        (start, header, fresh)
+    } else {
+        let layout = system_layout(size);
+        // SAFETY: `layout` is not zero-sized.
+        let start = unsafe {
+            if zeroed {
+                System.alloc_zeroed(layout)
+            } else {
+                System.alloc(layout)
+            }
+        };
+        (
+            start,
+            Header {
+                len: 0,
+                keep: false,
+            },
+            zeroed,
+        )
     };
-    // SAFETY: the mapping is `len >= size + HEADER` bytes, page-aligned.
+    if start.is_null() {
+        return (start, zero);
+    }
+    // SAFETY: the block is `size + HEADER` bytes or more, aligned to HEADER.
     unsafe {
         start.cast::<Header>().write(header);
-        (start.add(HEADER), fresh)
+        (start.add(HEADER), zero)
     }
+}
+
+/// The system allocator's layout for a large block of `size` bytes.
+fn system_layout(size: usize) -> Layout {
+    Layout::from_size_align(size + HEADER, HEADER).expect("block size")
 }
 
 /// # Safety
@@ -190,21 +231,21 @@ unsafe fn header_of(ptr: *mut u8) -> Header {
 }
 
 /// # Safety
-/// `ptr` came from [`alloc_large`] and is not used after.
-unsafe fn free_large(ptr: *mut u8) {
+/// `ptr` came from [`alloc_large`] for `size` bytes and is not used after.
+unsafe fn free_large(ptr: *mut u8, size: usize) {
     let header = header_of(ptr);
-    let start = ptr.sub(HEADER) as usize;
-    if header.keep {
-        keep_mapping(start, header.len);
-    } else {
-        unmap(start, header.len);
+    let start = ptr.sub(HEADER);
+    match header {
+        Header { len: 0, .. } => System.dealloc(start, system_layout(size)),
+        Header { len, keep: true } => keep_mapping(start as usize, len),
+        Header { len, keep: false } => unmap(start as usize, len),
     }
 }
 
 unsafe impl GlobalAlloc for KeepingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_large(&layout) {
-            alloc_large(layout.size()).0
+            alloc_large(layout.size(), false).0
         } else {
             System.alloc(layout)
         }
@@ -214,8 +255,8 @@ unsafe impl GlobalAlloc for KeepingAllocator {
         if !is_large(&layout) {
             return System.alloc_zeroed(layout);
         }
-        let (ptr, fresh) = alloc_large(layout.size());
-        if !fresh && !ptr.is_null() {
+        let (ptr, zero) = alloc_large(layout.size(), true);
+        if !zero && !ptr.is_null() {
             ptr.write_bytes(0, layout.size());
         }
         ptr
@@ -223,7 +264,7 @@ unsafe impl GlobalAlloc for KeepingAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if is_large(&layout) {
-            free_large(ptr)
+            free_large(ptr, layout.size())
         } else {
             System.dealloc(ptr, layout)
         }
@@ -233,7 +274,7 @@ unsafe impl GlobalAlloc for KeepingAllocator {
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
         match (is_large(&layout), is_large(&new_layout)) {
             (false, false) => System.realloc(ptr, layout, new_size),
-            // Still fits its mapping: nothing moves.
+            // Still fits its mapping: nothing moves (0 for system blocks).
             (true, true) if new_size + HEADER <= header_of(ptr).len => ptr,
             _ => {
                 let new = self.alloc(new_layout);
@@ -266,19 +307,26 @@ mod tests {
 
     #[test]
     fn realloc_keeps_contents_across_sizes() {
+        realloc_round_trip();
         let _call = CallScope::enter();
+        realloc_round_trip();
+        long_lived(realloc_round_trip);
+    }
+
+    /// Small -> large -> larger -> smaller -> small, contents checked.
+    fn realloc_round_trip() {
         let counting = |v: &Vec<u32>| v.iter().enumerate().all(|(i, &x)| x == i as u32);
         let mut v: Vec<u32> = (0..1000).collect();
-        v.reserve_exact(LARGE); // small -> large
+        v.reserve_exact(LARGE);
         assert!(counting(&v));
         v.extend(1000..(LARGE as u32));
-        v.reserve_exact(4 * LARGE); // large -> larger
+        v.reserve_exact(4 * LARGE);
         assert!(counting(&v));
         v.truncate(LARGE / 8);
-        v.shrink_to_fit(); // large -> smaller, still in its mapping
+        v.shrink_to_fit();
         assert!(counting(&v));
         v.truncate(1000);
-        v.shrink_to_fit(); // large -> small
+        v.shrink_to_fit();
         assert!(counting(&v));
     }
 

@@ -50,7 +50,10 @@ struct Line([u16; 32]);
 
 impl Lines {
     fn zeroed(elems: usize) -> Self {
-        Self(vec![Line([0; 32]); elems.div_ceil(32)])
+        // Weights and band buffers live long and are streamed over and over.
+        Self(crate::alloc::long_lived(|| {
+            vec![Line([0; 32]); elems.div_ceil(32)]
+        }))
     }
 
     fn as_slice(&self) -> &[u16] {
