@@ -1,21 +1,24 @@
 //! The library's global allocator: the system's, except for large blocks
 //! (megabytes) allocated during a predict call (a batch's activations) or
 //! marked long-lived (the packed weights, [`long_lived`]). Those are mapped
-//! on transparent huge pages, and the ones of calls are kept when freed and
-//! handed out again.
+//! on transparent huge pages, and those of calls are kept when freed and
+//! handed out again until the call ends.
 //!
 //! Why: the products stream activations and weights megabytes wide, and on
 //! 4 KiB pages they spend a share of their time on TLB misses; but every
 //! layer allocates fresh outputs, and a fresh huge page is zeroed when first
 //! touched. Huge pages that are reused pay neither: the forward bench ran
-//! 5-8% faster with both (huge pages alone were slower than neither, since
+//! 2-8% faster with both (huge pages alone were slower than neither, since
 //! glibc unmaps large blocks on free; reuse alone changed nothing), and the
 //! weights' share of that is about 4% of a rerank batch.
 //!
-//! Kept blocks are bounded: blocks freed during a call stay for the next
-//! call (the same batch shapes come again), and those the next call does not
-//! take are unmapped when it ends. Other large blocks (a model load's
-//! temporaries) stay with the system allocator.
+//! Kept blocks are bounded ([`KEPT_SLOTS`]), and when the last running call
+//! ends only [`KEPT_BETWEEN_CALLS`] bytes of them stay mapped: enough for
+//! the next rerank call to start without faults (a huge page's first touch
+//! cost about 1 ms on the machine measured: 25 of them added 2-12% to a
+//! rerank batch), little enough that a long call's buffers go back. Other
+//! large blocks (a model load's temporaries) stay with the system
+//! allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +33,10 @@ const GRANULE: usize = 2 << 20;
 const HEADER: usize = 64;
 /// Freed blocks kept at most.
 const KEPT_SLOTS: usize = 16;
+/// Bytes of kept blocks that stay mapped between calls, the smallest blocks
+/// first: a rerank call's buffers (batches of 32 pairs of ~120 tokens on a
+/// MiniLM) take about 50 MiB.
+const KEPT_BETWEEN_CALLS: usize = 64 << 20;
 
 pub struct KeepingAllocator;
 
@@ -40,7 +47,7 @@ struct Header {
     /// The mapping's length, header included; 0 for a block of the system
     /// allocator.
     len: usize,
-    /// Allocated during a call: kept for reuse once freed.
+    /// Allocated during a call: kept for reuse if freed during one.
     keep: bool,
 }
 
@@ -49,19 +56,15 @@ struct Header {
 struct Kept {
     start: usize,
     len: usize,
-    /// The value of [`CALLS_ENDED`] when it was freed.
-    freed_in: usize,
 }
 
 static KEPT: Mutex<[Option<Kept>; KEPT_SLOTS]> = Mutex::new([None; KEPT_SLOTS]);
 /// Calls running now (several Python threads may predict at once).
 static ACTIVE_CALLS: AtomicUsize = AtomicUsize::new(0);
-/// Calls ended so far: dates kept blocks.
-static CALLS_ENDED: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks a predict call: large blocks allocated while one runs are kept
-/// for reuse. When the last running call ends, blocks kept from before it
-/// that it did not take are released.
+/// for reuse when freed. When the last running call ends, kept blocks
+/// beyond [`KEPT_BETWEEN_CALLS`] are released.
 pub struct CallScope(());
 
 impl CallScope {
@@ -74,26 +77,34 @@ impl CallScope {
 impl Drop for CallScope {
     fn drop(&mut self) {
         if ACTIVE_CALLS.fetch_sub(1, Ordering::Relaxed) == 1 {
-            let ended = CALLS_ENDED.fetch_add(1, Ordering::Relaxed);
-            release_kept(|block| block.freed_in < ended);
+            release_kept(KEPT_BETWEEN_CALLS);
         }
     }
 }
 
-/// Unmaps the kept blocks for which `stale` holds.
-fn release_kept(stale: impl Fn(&Kept) -> bool) {
-    let mut released = [None; KEPT_SLOTS];
-    {
-        let mut kept = lock_kept();
-        for (slot, out) in kept.iter_mut().zip(&mut released) {
-            if slot.as_ref().is_some_and(&stale) {
-                *out = slot.take();
-            }
-        }
-    }
+/// Unmaps kept blocks, the largest first, until at most `budget` bytes
+/// stay.
+fn release_kept(budget: usize) {
+    let released = take_beyond(&mut lock_kept(), budget);
     for block in released.into_iter().flatten() {
         unmap(block.start, block.len);
     }
+}
+
+/// Takes blocks out of `kept`, the largest first, until at most `budget`
+/// bytes stay; returns them.
+fn take_beyond(kept: &mut [Option<Kept>; KEPT_SLOTS], budget: usize) -> [Option<Kept>; KEPT_SLOTS] {
+    let mut taken = [None; KEPT_SLOTS];
+    let mut smallest_first: [usize; KEPT_SLOTS] = std::array::from_fn(|i| i);
+    smallest_first.sort_unstable_by_key(|&i| kept[i].map_or(usize::MAX, |b| b.len));
+    let mut staying = 0;
+    for i in smallest_first {
+        match kept[i] {
+            Some(block) if staying + block.len <= budget => staying += block.len,
+            _ => taken[i] = kept[i].take(),
+        }
+    }
+    taken
 }
 
 fn lock_kept() -> std::sync::MutexGuard<'static, [Option<Kept>; KEPT_SLOTS]> {
@@ -146,11 +157,7 @@ fn take_mapping(len: usize) -> (*mut u8, usize, bool) {
 /// Keeps a freed mapping, in place of the smallest kept one when every slot
 /// is taken (or unmaps it, when it is the smallest).
 fn keep_mapping(start: usize, len: usize) {
-    let block = Kept {
-        start,
-        len,
-        freed_in: CALLS_ENDED.load(Ordering::Relaxed),
-    };
+    let block = Kept { start, len };
     let evicted = {
         let mut kept = lock_kept();
         let slot = (0..KEPT_SLOTS)
@@ -237,8 +244,10 @@ unsafe fn free_large(ptr: *mut u8, size: usize) {
     let start = ptr.sub(HEADER);
     match header {
         Header { len: 0, .. } => System.dealloc(start, system_layout(size)),
-        Header { len, keep: true } => keep_mapping(start as usize, len),
-        Header { len, keep: false } => unmap(start as usize, len),
+        Header { len, keep } if keep && ACTIVE_CALLS.load(Ordering::Relaxed) > 0 => {
+            keep_mapping(start as usize, len)
+        }
+        Header { len, .. } => unmap(start as usize, len),
     }
 }
 
@@ -331,12 +340,34 @@ mod tests {
     }
 
     #[test]
+    fn between_calls_the_smallest_blocks_stay_within_budget() {
+        let mb = |n: usize| n << 20;
+        let mut kept = [None; KEPT_SLOTS];
+        for (i, len) in [30, 2, 50, 8, 4].into_iter().enumerate() {
+            kept[2 * i] = Some(Kept {
+                start: i,
+                len: mb(len),
+            });
+        }
+        let taken = take_beyond(&mut kept, mb(20));
+        let lens = |slots: &[Option<Kept>]| {
+            let mut l: Vec<usize> = slots.iter().flatten().map(|b| b.len >> 20).collect();
+            l.sort();
+            l
+        };
+        assert_eq!(lens(&kept), [2, 4, 8]);
+        assert_eq!(lens(&taken), [30, 50]);
+        assert!(take_beyond(&mut kept, 0).iter().flatten().count() == 3);
+        assert!(kept.iter().all(Option::is_none));
+    }
+
+    #[test]
     fn blocks_outlive_their_call() {
         let block = {
             let _call = CallScope::enter();
             vec![5u16; 2 * LARGE]
         };
-        // Freed after the call ended: kept until the next one ends.
+        // Only freed blocks are released when a call ends.
         assert!(block.iter().all(|&x| x == 5));
         drop(block);
         let _next = CallScope::enter();
