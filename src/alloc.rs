@@ -184,10 +184,15 @@ thread_local! {
 /// streamed over and over (packed weights): mapped on huge pages even
 /// outside calls.
 pub fn long_lived<R>(f: impl FnOnce() -> R) -> R {
-    let before = LONG_LIVED.replace(true);
-    let result = f();
-    LONG_LIVED.set(before);
-    result
+    /// Restores the flag even if `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LONG_LIVED.set(self.0);
+        }
+    }
+    let _restore = Restore(LONG_LIVED.replace(true));
+    f()
 }
 
 /// A large block of `size` bytes, and whether its memory is zero.
