@@ -128,7 +128,7 @@ fn take_mapping(len: usize) -> (*mut u8, usize, bool) {
     {
         let mut kept = lock_kept();
         let best = (0..KEPT_SLOTS)
-            .filter(|&i| kept[i].is_some_and(|b| b.len >= len && b.len <= 2 * len))
+            .filter(|&i| kept[i].is_some_and(|b| b.len >= len && b.len / 2 <= len))
             .min_by_key(|&i| kept[i].map(|b| b.len));
         if let Some(block) = best.and_then(|i| kept[i].take()) {
             return (block.start as *mut u8, block.len, false);
@@ -195,15 +195,19 @@ pub fn long_lived<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A large block of `size` bytes, and whether its memory is zero.
+/// A large block of `size` bytes, and whether its memory is zero. Null
+/// when the system has no memory, or for a size no layout can hold (a
+/// global allocator must not panic).
 fn alloc_large(size: usize, zeroed: bool) -> (*mut u8, bool) {
+    let Some(layout) = system_layout(size) else {
+        return (std::ptr::null_mut(), false);
+    };
     let in_call = ACTIVE_CALLS.load(Ordering::Relaxed) > 0;
     let (start, header, zero) = if in_call || LONG_LIVED.get() {
-        let (start, len, fresh) = take_mapping(size + HEADER);
+        let (start, len, fresh) = take_mapping(layout.size());
         let header = Header { len, keep: in_call };
         (start, header, fresh)
     } else {
-        let layout = system_layout(size);
         // SAFETY: `layout` is not zero-sized.
         let start = unsafe {
             if zeroed {
@@ -231,9 +235,9 @@ fn alloc_large(size: usize, zeroed: bool) -> (*mut u8, bool) {
     }
 }
 
-/// The system allocator's layout for a large block of `size` bytes.
-fn system_layout(size: usize) -> Layout {
-    Layout::from_size_align(size + HEADER, HEADER).expect("block size")
+/// The layout of a large block of `size` bytes with its header.
+fn system_layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
 }
 
 /// # Safety
@@ -248,7 +252,11 @@ unsafe fn free_large(ptr: *mut u8, size: usize) {
     let header = header_of(ptr);
     let start = ptr.sub(HEADER);
     match header {
-        Header { len: 0, .. } => System.dealloc(start, system_layout(size)),
+        Header { len: 0, .. } => {
+            // The layout existed when the block was allocated.
+            let layout = Layout::from_size_align_unchecked(size + HEADER, HEADER);
+            System.dealloc(start, layout)
+        }
         Header { len, keep } if keep && ACTIVE_CALLS.load(Ordering::Relaxed) > 0 => {
             keep_mapping(start as usize, len)
         }
@@ -364,6 +372,15 @@ mod tests {
         assert_eq!(lens(&taken), [30, 50]);
         assert!(take_beyond(&mut kept, 0).iter().flatten().count() == 3);
         assert!(kept.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn impossible_sizes_fail_without_panicking() {
+        let _call = CallScope::enter();
+        let mut v: Vec<u8> = Vec::new();
+        assert!(v.try_reserve_exact(isize::MAX as usize).is_err());
+        assert!(v.try_reserve_exact(isize::MAX as usize - 10).is_err());
+        assert!(v.try_reserve_exact(1 << 46).is_err()); // 64 TiB: mmap refuses
     }
 
     #[test]
