@@ -5,7 +5,8 @@
 //! handed out again until the call ends.
 //!
 //! Why: the products stream activations and weights megabytes wide, and on
-//! 4 KiB pages they spend a share of their time on TLB misses; but every
+//! 4 KiB pages they presumably spend a share of their time on TLB misses
+//! (this VM exposes no TLB counters; the gain needs huge pages); but every
 //! layer allocates fresh outputs, and a fresh huge page is zeroed when first
 //! touched. Huge pages that are reused pay neither: the forward bench ran
 //! 2-8% faster with both (huge pages alone were slower than neither, since
