@@ -137,7 +137,8 @@ impl CrossEncoder {
         if batch_size == 0 {
             return Err(Error::invalid_input("batch_size must be at least 1"));
         }
-        // Large buffers freed in this call are reused by the next.
+        // Large buffers freed during the call are reused by its later
+        // layers and batches (see `crate::alloc`).
         #[cfg(target_os = "linux")]
         let _call = crate::alloc::CallScope::enter();
         let encoded = time(Op::Tokenize, || self.tokenizer.encode_pairs(pairs))?;
