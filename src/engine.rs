@@ -8,6 +8,7 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::models::{self, CrossEncoderModel, LoadSpec, PackedBatch};
 use crate::ops::profile::{time, Op};
+use crate::ops::Precision;
 use crate::tokenizer::{EncodedPair, PairTokenizer};
 use crate::weights::WeightFiles;
 
@@ -18,6 +19,8 @@ pub struct LoadOptions {
     pub max_length: Option<usize>,
     /// Merged into config.json before the model is built (`config_kwargs`).
     pub config_overrides: Option<serde_json::Value>,
+    /// Precision of the transformer layers' dense products.
+    pub precision: Precision,
 }
 
 /// A loaded cross-encoder: tokenizer, model and the settings that go with
@@ -30,6 +33,7 @@ pub struct CrossEncoder {
     max_length: AtomicUsize,
     /// Things the user should hear about (fresh heads...).
     pub warnings: Vec<String>,
+    precision: Precision,
 }
 
 /// Called after each batch with (batches done, batches in all); returning
@@ -65,7 +69,9 @@ impl CrossEncoder {
             num_labels,
             allow_new_head: options.num_labels.is_some(),
             warnings: &mut warnings,
+            precision: options.precision,
         })?;
+        warnings.extend(options.precision.warning());
         let default_max = match tokenizer.model_max_length {
             Some(n) => n.min(model.shape().max_positions),
             None => model.shape().max_positions,
@@ -77,9 +83,32 @@ impl CrossEncoder {
             source: dir.to_path_buf(),
             max_length: AtomicUsize::new(0),
             warnings,
+            precision: options.precision,
         };
         encoder.set_max_length(options.max_length.unwrap_or(default_max))?;
         Ok(encoder)
+    }
+
+    /// The precision asked for at load.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The kernels the transformer layers' products run on, e.g. `int8
+    /// avx2` (several, comma-separated, if layers differ).
+    pub fn kernels(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for layer in self.model.dense_layers() {
+            if !names.contains(&layer.kernel()) {
+                names.push(layer.kernel());
+            }
+        }
+        names.join(", ")
+    }
+
+    /// Bytes the transformer layers' dense weights take.
+    pub fn dense_weight_bytes(&self) -> usize {
+        self.model.dense_layers().iter().map(|l| l.weight_bytes()).sum()
     }
 
     pub fn num_labels(&self) -> usize {

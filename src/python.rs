@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use crate::engine::{CrossEncoder, LoadOptions};
 use crate::error::Error;
 use crate::models::SUPPORTED_MODEL_TYPES;
+use crate::ops::Precision;
 
 fn to_py_err(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -115,7 +116,7 @@ impl Drop for PoolLease {
 }
 
 /// `NativeCrossEncoder(path, num_labels, max_length, config_overrides)`.
-type LoadArgs = (PathBuf, Option<usize>, usize, Option<String>);
+type LoadArgs = (PathBuf, Option<usize>, usize, Option<String>, &'static str);
 
 /// Messages from a running `predict_logits` to the calling thread.
 enum Event {
@@ -148,14 +149,16 @@ struct NativeCrossEncoder {
 #[pymethods]
 impl NativeCrossEncoder {
     #[new]
-    #[pyo3(signature = (path, num_labels=None, max_length=None, config_overrides=None))]
+    #[pyo3(signature = (path, num_labels=None, max_length=None, config_overrides=None, precision="float32"))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         num_labels: Option<usize>,
         max_length: Option<usize>,
         config_overrides: Option<String>,
+        precision: &str,
     ) -> PyResult<Self> {
+        let precision = Precision::from_name(precision).map_err(to_py_err)?;
         let overrides = config_overrides
             .as_deref()
             .map(serde_json::from_str)
@@ -165,6 +168,7 @@ impl NativeCrossEncoder {
             num_labels,
             max_length,
             config_overrides: overrides,
+            precision,
         };
         let inner = run_detached(py, || {
             // At load time a tensor error means weights that do not fit the
@@ -194,6 +198,7 @@ impl NativeCrossEncoder {
             this.num_labels,
             this.inner.max_length(),
             this.config_overrides.clone(),
+            this.inner.precision().name(),
         );
         Ok((slf.get_type().into_any(), args))
     }
@@ -293,6 +298,30 @@ impl NativeCrossEncoder {
         self.inner.set_max_length(value).map_err(to_py_err)
     }
 
+    /// The precision asked for at load: "float32", "bfloat16" or "int8".
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.inner.precision().name()
+    }
+
+    /// The precision the dense layers really run at on this CPU.
+    #[getter]
+    fn effective_precision(&self) -> &'static str {
+        self.inner.precision().effective().name()
+    }
+
+    /// The kernels the transformer layers' products run on, e.g. "int8 avx2".
+    #[getter]
+    fn kernels(&self) -> String {
+        self.inner.kernels()
+    }
+
+    /// Bytes the transformer layers' dense weights take in memory.
+    #[getter]
+    fn dense_weight_bytes(&self) -> usize {
+        self.inner.dense_weight_bytes()
+    }
+
     #[getter]
     fn max_positions(&self) -> usize {
         self.inner.max_positions()
@@ -356,7 +385,26 @@ fn _crossrank(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SUPPORTED_MODEL_TYPES", SUPPORTED_MODEL_TYPES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(hub_resolve, m)?)?;
+    m.add_function(wrap_pyfunction!(runnable_isas, m)?)?;
+    m.add_function(wrap_pyfunction!(active_isa, m)?)?;
+    m.add("PRECISIONS", Precision::NAMES.to_vec())?;
     Ok(())
+}
+
+/// The instruction-set paths this CPU can run ("scalar", "avx2", "avx512",
+/// "amx"), whatever `CROSSRANK_ISA` says.
+#[pyfunction]
+fn runnable_isas() -> Vec<&'static str> {
+    crate::ops::simd::runnable_isas()
+        .into_iter()
+        .map(|isa| isa.name())
+        .collect()
+}
+
+/// The path kernels take in this process (`CROSSRANK_ISA` applied).
+#[pyfunction]
+fn active_isa() -> &'static str {
+    crate::ops::simd::active_isa().name()
 }
 
 /// Download progress for `hub_resolve`, on the calling thread: for a file of

@@ -38,7 +38,7 @@ impl Bert {
         let vb = spec.weights.pp("bert");
         let embeddings =
             Embeddings::load_bert_names(&vb.pp("embeddings"), dims.hidden, dims.eps, 0)?;
-        let layers = load_bert_layers(&vb, "encoder.layer", &dims)?;
+        let layers = load_bert_layers(&vb, "encoder.layer", &dims, spec.precision)?;
         let head = ClassificationHead::load(
             &vb.pp("pooler").pp("dense"),
             &spec.weights.pp("classifier"),
@@ -64,6 +64,10 @@ impl CrossEncoderModel for Bert {
 
     fn num_labels(&self) -> usize {
         self.head.num_labels()
+    }
+
+    fn dense_layers(&self) -> Vec<&crate::ops::Linear> {
+        self.layers.iter().flat_map(PostNormLayer::dense_layers).collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -463,11 +463,15 @@ impl DebertaV2 {
         };
         let layers = (0..cfg.dims.layers)
             .map(|i| {
-                Layer::load(
+                let layer = Layer::load(
                     &encoder.pp(format!("layer.{i}")),
                     &cfg,
                     rel_embeddings.as_ref(),
-                )
+                )?;
+                Ok(Layer {
+                    base: layer.base.with_precision(spec.precision)?,
+                    ..layer
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let conv = ConvLayer::load(&encoder.pp("conv"), c, &cfg.dims)?;
@@ -587,6 +591,10 @@ impl CrossEncoderModel for DebertaV2 {
 
     fn num_labels(&self) -> usize {
         self.head.num_labels()
+    }
+
+    fn dense_layers(&self) -> Vec<&Linear> {
+        self.layers.iter().flat_map(|l| l.base.dense_layers()).collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -42,7 +42,7 @@ impl Electra {
         } else {
             None
         };
-        let layers = load_bert_layers(&vb, "encoder.layer", &dims)?;
+        let layers = load_bert_layers(&vb, "encoder.layer", &dims, spec.precision)?;
         let classifier = spec.weights.pp("classifier");
         // HF's ElectraClassificationHead uses `get_activation("gelu")`
         // whatever `hidden_act` says: the exact GELU.
@@ -75,6 +75,10 @@ impl CrossEncoderModel for Electra {
 
     fn num_labels(&self) -> usize {
         self.head.num_labels()
+    }
+
+    fn dense_layers(&self) -> Vec<&crate::ops::Linear> {
+        self.layers.iter().flat_map(PostNormLayer::dense_layers).collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -12,6 +12,7 @@ use crate::ops::kernels::gather_rows;
 use crate::ops::profile::{time, Op};
 use crate::ops::{
     matrix, packed_attention, to_vec, with_f32, Activation, AttentionSpec, LayerNorm, Linear,
+    Precision,
 };
 
 /// An embedding table kept as a plain row-major buffer for gathers.
@@ -214,9 +215,13 @@ pub fn load_bert_layers(
     vb: &VarBuilder,
     prefix: &str,
     dims: &EncoderDims,
+    precision: Precision,
 ) -> Result<Vec<PostNormLayer>> {
     (0..dims.layers)
-        .map(|i| PostNormLayer::load_bert_names(&vb.pp(format!("{prefix}.{i}")), dims))
+        .map(|i| {
+            PostNormLayer::load_bert_names(&vb.pp(format!("{prefix}.{i}")), dims)?
+                .with_precision(precision)
+        })
         .collect()
 }
 
@@ -237,6 +242,21 @@ impl PostNormLayer {
             act: dims.act,
             attention: AttentionSpec::new(dims.heads, dims.head_dim()?),
         })
+    }
+
+    /// The layer with its dense products at `precision`.
+    pub fn with_precision(self, precision: Precision) -> Result<Self> {
+        Ok(Self {
+            qkv: self.qkv.with_precision(precision)?,
+            attn_out: self.attn_out.with_precision(precision)?,
+            ffn_in: self.ffn_in.with_precision(precision)?,
+            ffn_out: self.ffn_out.with_precision(precision)?,
+            ..self
+        })
+    }
+
+    pub fn dense_layers(&self) -> [&Linear; 4] {
+        [&self.qkv, &self.attn_out, &self.ffn_in, &self.ffn_out]
     }
 
     pub fn forward(&self, x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {

@@ -14,6 +14,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::ops::{Linear, Precision};
 use crate::tokenizer::EncodedPair;
 
 /// The `model_type`s crossrank can run.
@@ -79,6 +80,8 @@ pub trait CrossEncoderModel: Send + Sync {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>>;
     fn num_labels(&self) -> usize;
     fn shape(&self) -> ModelShape;
+    /// The transformer layers' dense layers (not the head's).
+    fn dense_layers(&self) -> Vec<&Linear>;
 }
 
 /// The sizes the engine and users read off a model.
@@ -102,6 +105,9 @@ pub struct LoadSpec<'a> {
     pub allow_new_head: bool,
     /// Warnings for the user (a fresh head, ignored weights...).
     pub warnings: &'a mut Vec<String>,
+    /// Precision of the transformer layers' dense products; embeddings,
+    /// norms, attention and the classification head stay float32.
+    pub precision: Precision,
 }
 
 /// The prefix a family's classifier checkpoints put before the encoder's

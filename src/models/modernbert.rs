@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::ops::kernels::{add_residual_inplace, gated_activation, gather_rows, mean_rows};
 use crate::ops::profile::{time, Op};
 use crate::ops::rotary::{Rope, RopeTable};
-use crate::ops::{packed_attention, with_f32, Activation, AttentionSpec, LayerNorm, Linear};
+use crate::ops::{
+    packed_attention, with_f32, Activation, AttentionSpec, LayerNorm, Linear, Precision,
+};
 
 /// HF's defaults for the two rotary thetas (ModernBertConfig).
 const DEFAULT_GLOBAL_THETA: f64 = 160_000.0;
@@ -87,6 +89,16 @@ impl Layer {
             act: dims.act,
             attention,
             span,
+        })
+    }
+
+    fn with_precision(self, precision: Precision) -> Result<Self> {
+        Ok(Self {
+            qkv: self.qkv.with_precision(precision)?,
+            attn_out: self.attn_out.with_precision(precision)?,
+            mlp_in: self.mlp_in.with_precision(precision)?,
+            mlp_out: self.mlp_out.with_precision(precision)?,
+            ..self
         })
     }
 
@@ -323,7 +335,10 @@ impl ModernBert {
         let layers = spans
             .iter()
             .enumerate()
-            .map(|(i, &span)| Layer::load(&vb.pp(format!("layers.{i}")), i, &cfg, span))
+            .map(|(i, &span)| {
+                Layer::load(&vb.pp(format!("layers.{i}")), i, &cfg, span)?
+                    .with_precision(spec.precision)
+            })
             .collect::<Result<Vec<_>>>()?;
         let final_norm = cfg.norm(&vb.pp("final_norm"))?;
         let head = Head::load(&mut spec, &cfg)?;
@@ -364,6 +379,13 @@ impl CrossEncoderModel for ModernBert {
 
     fn num_labels(&self) -> usize {
         self.head.classifier.out_features
+    }
+
+    fn dense_layers(&self) -> Vec<&Linear> {
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.qkv, &l.attn_out, &l.mlp_in, &l.mlp_out])
+            .collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -37,7 +37,7 @@ impl Roberta {
         let offset = padding_idx as usize + 1;
         let embeddings =
             Embeddings::load_bert_names(&vb.pp("embeddings"), dims.hidden, dims.eps, offset)?;
-        let layers = load_bert_layers(&vb, "encoder.layer", &dims)?;
+        let layers = load_bert_layers(&vb, "encoder.layer", &dims, spec.precision)?;
         let classifier = spec.weights.pp("classifier");
         let head = ClassificationHead::load(
             &classifier.pp("dense"),
@@ -89,6 +89,10 @@ impl CrossEncoderModel for Roberta {
 
     fn num_labels(&self) -> usize {
         self.head.num_labels()
+    }
+
+    fn dense_layers(&self) -> Vec<&crate::ops::Linear> {
+        self.layers.iter().flat_map(PostNormLayer::dense_layers).collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -76,13 +76,25 @@ impl Lines {
     }
 }
 
-/// Whether this process may use AMX, decided once.
+/// Whether this process uses AMX, decided once: the CPU has it, the OS
+/// grants the tile state, and neither `CROSSRANK_ISA` (below `amx`) nor
+/// `CROSSRANK_AMX=0` turns it off.
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         std::env::var("CROSSRANK_AMX").map_or(true, |v| v != "0")
-            && cpu_has_amx_bf16()
-            && super::simd::level() == super::simd::Level::Avx512
+            && super::simd::isa_cap() == super::simd::Isa::Amx
+            && cpu_and_os_allow()
+    })
+}
+
+/// Whether the CPU has AMX-BF16 (with AVX-512 for the write-back) and the
+/// OS grants the tile state, whatever the switches say.
+pub fn cpu_and_os_allow() -> bool {
+    static ALLOW: OnceLock<bool> = OnceLock::new();
+    *ALLOW.get_or_init(|| {
+        cpu_has_amx_bf16()
+            && super::simd::cpu_level() == super::simd::Level::Avx512
             && request_tile_state()
     })
 }

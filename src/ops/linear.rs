@@ -1,11 +1,24 @@
-//! Dense layers: one matrix product through candle (gemm, threaded), with
-//! the bias left to the fused kernel that follows where there is one.
+//! Dense layers: the one interface to every matrix-product kernel. Which
+//! kernel a layer runs is decided once, at load, from the precision asked
+//! for and the instruction set this process runs ([`Linear::kernel`] names
+//! it):
+//!
+//! | precision | amx | avx512 | avx2 | scalar |
+//! |---|---|---|---|---|
+//! | float32 | `amx` (bf16 x 3 split, float32 accuracy) | gemm | gemm | gemm |
+//! | int8 | `int8::avx2` | `int8::avx2` | `int8::avx2` | `int8::scalar` |
+//! | bfloat16 | runs float32 (no bf16 kernel yet) | | | |
+//!
+//! (candle's `gemm` picks its own SIMD level at run time.)
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::kernels::{bias_activation, Activation};
 use super::profile::{time, Op};
+use super::int8::{self, QuantizedWeight};
+use super::precision::Precision;
+use super::simd::Isa;
 use super::{to_vec, with_f32};
 use crate::error::Result;
 
@@ -23,6 +36,8 @@ enum Weight {
     /// Split into bf16 parts in tile order, for AMX at float32 accuracy.
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     Tiles(super::amx::PackedWeight),
+    /// int8, per output channel, in the int8 kernels' panels.
+    Int8(QuantizedWeight),
 }
 
 impl Linear {
@@ -102,9 +117,50 @@ impl Linear {
         })
     }
 
-    /// The float32 weight `[out, in]`, exactly as loaded.
+    /// The layer at `precision` (weights converted once, here).
+    pub fn with_precision(self, precision: Precision) -> Result<Self> {
+        match precision.effective() {
+            Precision::Int8 if !matches!(self.weight, Weight::Int8(_)) => {
+                let weight = self.weight()?;
+                let (out_features, in_features) = weight.dims2()?;
+                let data = to_vec(&weight)?;
+                Ok(Self {
+                    weight: Weight::Int8(QuantizedWeight::new(&data, out_features, in_features)),
+                    ..self
+                })
+            }
+            _ => Ok(self),
+        }
+    }
+
+    /// The kernel this layer's products run on.
+    pub fn kernel(&self) -> &'static str {
+        match &self.weight {
+            Weight::Dense(_) => "float32 gemm",
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weight::Tiles(_) => "float32 amx",
+            Weight::Int8(_) => match int8::kernel() {
+                Isa::Scalar => "int8 scalar",
+                _ => "int8 avx2",
+            },
+        }
+    }
+
+    /// Bytes the weight takes in memory.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            Weight::Dense(w) => w.elem_count() * 4,
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Weight::Tiles(packed) => packed.in_features() * packed.out_features() * 6,
+            Weight::Int8(q) => q.bytes(),
+        }
+    }
+
+    /// The float32 weight `[out, in]`, exactly as loaded (dequantized for
+    /// int8).
     fn weight(&self) -> Result<Tensor> {
         match &self.weight {
+            Weight::Int8(q) => super::matrix(q.to_f32(), q.out_features(), q.in_features()),
             Weight::Dense(weight_t) => Ok(weight_t.t()?.contiguous()?),
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Weight::Tiles(packed) => {
@@ -134,7 +190,7 @@ impl Linear {
     pub fn feed_forward(&self, act: Activation, second: &Linear, x: &Tensor) -> Result<Tensor> {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if let (Weight::Tiles(w1), Weight::Tiles(w2)) = (&self.weight, &second.weight) {
-            return on_tiles(x, second.out_features, |data, rows| {
+            return on_rows(x, second.out_features, |data, rows| {
                 super::amx::feed_forward(data, rows, w1, self.bias.as_deref(), act, w2)
             });
         }
@@ -154,17 +210,19 @@ impl Linear {
                 Ok(y)
             }
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Weight::Tiles(packed) => on_tiles(x, self.out_features, |data, rows| {
+            Weight::Tiles(packed) => on_rows(x, self.out_features, |data, rows| {
                 super::amx::matmul(data, rows, packed, bias, act)
+            }),
+            Weight::Int8(q) => on_rows(x, self.out_features, |data, rows| {
+                int8::matmul(data, rows, q, bias, act)
             }),
         }
     }
 }
 
-/// Runs a tile product over the rows of `x` (`[rows, in]`), giving
-/// `[rows, out_features]`.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn on_tiles(
+/// Runs a product of ours (not gemm's) over the rows of `x` (`[rows,
+/// in]`), giving `[rows, out_features]`.
+fn on_rows(
     x: &Tensor,
     out_features: usize,
     product: impl FnOnce(&[f32], usize) -> Vec<f32>,

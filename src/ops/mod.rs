@@ -8,9 +8,11 @@ pub mod amx;
 pub mod attention;
 #[cfg(target_arch = "x86_64")]
 pub mod attention_avx512;
+pub mod int8;
 pub mod kernels;
 pub mod linear;
 pub mod math;
+pub mod precision;
 pub mod profile;
 pub mod rotary;
 pub mod simd;
@@ -22,6 +24,7 @@ use crate::error::{Error, Result};
 pub use attention::{packed_attention, AttentionSpec};
 pub use kernels::{Activation, LayerNorm};
 pub use linear::Linear;
+pub use precision::Precision;
 
 /// Rows per rayon task in row-wise kernels: big enough to amortise the
 /// task, small enough to balance two to many cores.

@@ -40,9 +40,61 @@ pub enum Level {
     Baseline,
 }
 
-/// The widest instruction set this CPU runs (cached by std's detection).
+/// The instruction-set paths crossrank has kernels for, narrowest first.
+/// `CROSSRANK_ISA=scalar|avx2|avx512|amx` caps the path every kernel takes
+/// (to test each one on a CPU that has them all); the CPU's own limit
+/// still applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+    Avx512,
+    Amx,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|isa| isa.name() == name)
+    }
+}
+
+/// The widest path kernels may take: what the CPU runs, capped by
+/// `CROSSRANK_ISA` (read once). AMX itself also needs the OS's permission,
+/// which `amx::available` asks for.
+#[inline]
+pub fn isa_cap() -> Isa {
+    static CAP: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| match std::env::var("CROSSRANK_ISA") {
+        Ok(name) => Isa::from_name(name.trim().to_ascii_lowercase().as_str()).unwrap_or(Isa::Amx),
+        Err(_) => Isa::Amx,
+    })
+}
+
+/// The vector level this CPU runs, capped by [`isa_cap`].
 #[inline]
 pub fn level() -> Level {
+    let cpu = cpu_level();
+    match isa_cap() {
+        Isa::Scalar => Level::Baseline,
+        Isa::Avx2 if cpu == Level::Avx512 => Level::Avx2,
+        _ => cpu,
+    }
+}
+
+/// The widest vector level this CPU runs (cached by std's detection).
+#[inline]
+pub fn cpu_level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f")
@@ -57,6 +109,45 @@ pub fn level() -> Level {
         }
     }
     Level::Baseline
+}
+
+/// The paths this CPU (and OS) can run, narrowest first, ignoring
+/// `CROSSRANK_ISA`.
+pub fn runnable_isas() -> Vec<Isa> {
+    let mut isas = vec![Isa::Scalar];
+    match cpu_level() {
+        Level::Avx512 => isas.extend([Isa::Avx2, Isa::Avx512]),
+        Level::Avx2 => isas.push(Isa::Avx2),
+        Level::Baseline => {}
+    }
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if super::amx::cpu_and_os_allow() {
+        isas.push(Isa::Amx);
+    }
+    isas
+}
+
+/// Panics unless this CPU runs `isa`: for tests of one path, which must
+/// fail (not pass) where they cannot run.
+pub fn require(isa: Isa) {
+    assert!(
+        runnable_isas().contains(&isa),
+        "this CPU cannot run the {} path",
+        isa.name()
+    );
+}
+
+/// The path kernels take in this process.
+pub fn active_isa() -> Isa {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if super::amx::available() {
+        return Isa::Amx;
+    }
+    match level() {
+        Level::Avx512 => Isa::Avx512,
+        Level::Avx2 => Isa::Avx2,
+        Level::Baseline => Isa::Scalar,
+    }
 }
 
 /// Sum of a slice with independent partial sums, so it vectorises (a plain
@@ -103,4 +194,21 @@ pub fn max(xs: &[f32]) -> f32 {
         .iter()
         .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
     rest.iter().fold(m, |m, &x| if x > m { x } else { m })
+}
+
+/// Largest absolute value (0 for an empty slice; NaN-free input),
+/// vectorised like [`sum`].
+#[inline(always)]
+pub fn max_abs(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = if x.abs() > *a { x.abs() } else { *a };
+        }
+    }
+    let m = acc.iter().fold(0f32, |m, &x| if x > m { x } else { m });
+    rest.iter()
+        .fold(m, |m, &x| if x.abs() > m { x.abs() } else { m })
 }

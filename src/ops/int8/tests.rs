@@ -1,0 +1,171 @@
+use super::*;
+use crate::ops::test_noise;
+
+/// `x @ W^T` in float64 from the quantized operands: what every kernel
+/// must reproduce (its int32 sums are exact).
+fn dequantized_product(x: &[f32], rows: usize, w: &QuantizedWeight) -> Vec<f64> {
+    let (k, n) = (w.in_features(), w.out_features());
+    let q = QuantizedRows::new(x, rows, k);
+    let wf = w.to_f32();
+    let mut out = vec![0f64; rows * n];
+    for r in 0..rows {
+        for c in 0..n {
+            out[r * n + c] = (0..k)
+                .map(|i| q.data[r * q.width + i] as f64 * q.scales[r] as f64 * wf[c * k + i] as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+fn float_product(x: &[f32], rows: usize, w: &[f32], k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0f64; rows * n];
+    for r in 0..rows {
+        for c in 0..n {
+            out[r * n + c] = (0..k).map(|i| x[r * k + i] as f64 * w[c * k + i] as f64).sum();
+        }
+    }
+    out
+}
+
+fn worst_relative(got: &[f32], want: &[f64]) -> f64 {
+    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+const SHAPES: [(usize, usize, usize); 7] = [
+    (1, 384, 1152),
+    (7, 384, 384),
+    (45, 1536, 384),
+    (100, 384, 1536),
+    (13, 3, 17),
+    (6, 1, 1),
+    (1000, 70, 40),
+];
+
+fn check_kernel(isa: Isa) {
+    for (rows, k, n) in SHAPES {
+        let x = test_noise(rows * k, 1, 2.0);
+        let w = QuantizedWeight::new(&test_noise(n * k, 2, 0.1), n, k);
+        let got = matmul_on(isa, &x, rows, &w, None, Activation::Identity);
+        let want = dequantized_product(&x, rows, &w);
+        let err = worst_relative(&got, &want);
+        assert!(err < 1e-6, "{isa:?} {rows}x{k}x{n}: {err}");
+    }
+}
+
+#[test]
+fn scalar_kernel_computes_the_quantized_product() {
+    check_kernel(Isa::Scalar);
+}
+
+#[test]
+fn quantized_product_is_close_to_float() {
+    for (rows, k, n) in SHAPES {
+        let x = test_noise(rows * k, 3, 1.0);
+        let w = test_noise(n * k, 4, 0.05);
+        let got = matmul_on(Isa::Scalar, &x, rows, &QuantizedWeight::new(&w, n, k), None, Activation::Identity);
+        let want = float_product(&x, rows, &w, k, n);
+        // int8 weights (per channel) dominate: about 1/254 of a row's
+        // largest weight per term, averaging out over k.
+        let err = worst_relative(&got, &want);
+        assert!(err < 0.02, "{rows}x{k}x{n}: {err}");
+    }
+}
+
+#[test]
+fn outlier_token_keeps_the_rest_of_its_row() {
+    // One feature 200x the others (BERT's outlier dimensions): with 2047
+    // levels the rest of the row stays resolved.
+    let (k, n) = (384, 64);
+    let mut x = test_noise(k, 5, 1.0);
+    x[17] = 200.0;
+    let q = QuantizedWeight::new(&test_noise(n * k, 6, 0.05), n, k);
+    // Against the dequantized weight: only the activations' rounding counts.
+    let w = q.to_f32();
+    let got = matmul_on(Isa::Scalar, &x, 1, &q, None, Activation::Identity);
+    let mut without = x.clone();
+    without[17] = 0.0;
+    let want = float_product(&x, 1, &w, k, n);
+    let err = got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max);
+    let small = float_product(&without, 1, &w, k, n);
+    let typical = small.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
+    // (127 levels would give about 0.6 of typical here.)
+    assert!(err < 0.25 * typical, "{err} vs typical {typical}");
+}
+
+#[test]
+fn long_inner_dimension_does_not_overflow() {
+    let (rows, k, n) = (6, 40_000, 16);
+    assert!(activation_levels(k) < ACTIVATION_LEVELS);
+    let x = vec![3.0f32; rows * k];
+    let w = vec![-0.5f32; n * k];
+    let got = matmul_on(Isa::Scalar, &x, rows, &QuantizedWeight::new(&w, n, k), None, Activation::Identity);
+    for g in got {
+        assert!((g as f64 + 60_000.0).abs() < 1.0, "{g}");
+    }
+}
+
+#[test]
+fn bias_and_activation_are_applied() {
+    let (rows, k, n) = (20, 64, 40);
+    let x = test_noise(rows * k, 7, 1.0);
+    let w = QuantizedWeight::new(&test_noise(n * k, 8, 0.1), n, k);
+    let bias = test_noise(n, 9, 1.0);
+    let got = matmul_on(Isa::Scalar, &x, rows, &w, Some(&bias), Activation::Gelu);
+    let plain = matmul_on(Isa::Scalar, &x, rows, &w, None, Activation::Identity);
+    for (i, (g, p)) in got.iter().zip(&plain).enumerate() {
+        let want = Activation::Gelu.apply(p + bias[i % n]);
+        assert!((g - want).abs() <= 1e-6 * want.abs().max(1.0), "{i}: {g} vs {want}");
+    }
+}
+
+#[test]
+fn weight_round_trip_is_within_half_a_step() {
+    let (n, k) = (37, 71);
+    let w = test_noise(n * k, 10, 1.0);
+    let q = QuantizedWeight::new(&w, n, k);
+    for (c, (a, b)) in w.chunks(k).zip(q.to_f32().chunks(k)).enumerate() {
+        let step = q.scales[c];
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 0.5 * step * 1.0001, "{x} vs {y}");
+        }
+    }
+    assert!(q.bytes() < n.div_ceil(PANEL) * PANEL * k.div_ceil(2) * 2 + 4 * n + 1);
+}
+
+#[test]
+fn zero_rows_and_zero_weights() {
+    let w = QuantizedWeight::new(&[0.0; 32 * 8], 32, 8);
+    assert!(matmul_on(Isa::Scalar, &[], 0, &w, None, Activation::Identity).is_empty());
+    let out = matmul_on(Isa::Scalar, &[0.0; 8], 1, &w, Some(&[1.0; 32]), Activation::Identity);
+    assert_eq!(out, vec![1.0; 32]);
+}
+
+/// Kernels for other instruction sets, each run only where the CPU has
+/// it: ignored by a plain `cargo test`, run by `scripts/test.sh` with
+/// `--ignored isa_<name>` on CPUs that can (and failing, not passing, on
+/// one that cannot).
+mod isa_avx2 {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs AVX2: scripts/test.sh runs it where the CPU has it"]
+    fn int8_kernel_computes_the_same_sums_as_scalar() {
+        crate::ops::simd::require(Isa::Avx2);
+        check_kernel(Isa::Avx2);
+        for (rows, k, n) in SHAPES {
+            let x = test_noise(rows * k, 11, 3.0);
+            let w = QuantizedWeight::new(&test_noise(n * k, 12, 0.2), n, k);
+            let b = test_noise(n, 13, 1.0);
+            let scalar = matmul_on(Isa::Scalar, &x, rows, &w, Some(&b), Activation::Identity);
+            let avx2 = matmul_on(Isa::Avx2, &x, rows, &w, Some(&b), Activation::Identity);
+            let err = worst_relative(&avx2, &scalar.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            assert!(err < 1e-6, "{rows}x{k}x{n}: {err}");
+        }
+    }
+}
