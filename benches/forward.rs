@@ -1,7 +1,9 @@
 //! Forward-pass benchmark on the exact shape of
 //! cross-encoder/ms-marco-MiniLM-L12-v2 (12 layers, hidden 384, 12 heads,
 //! intermediate 1536, vocab 30522) with random weights: speed does not
-//! depend on the values. `CROSSRANK_PROFILE=1` prints a per-op profile.
+//! depend on the values. `CROSSRANK_PROFILE=1` prints a per-op profile;
+//! `CROSSRANK_BENCH_PRECISIONS=int8` (comma-separated) picks the
+//! precisions (default: float32 and int8).
 //!
 //!     cargo bench --bench forward
 
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use crossrank::ops::Precision;
 use crossrank::{CrossEncoder, LoadOptions};
 
 const VOCAB: usize = 30522;
@@ -109,7 +112,8 @@ fn pair(seed: usize, q: usize, d: usize) -> (String, String) {
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path());
-    let model = CrossEncoder::from_dir(dir.path(), &LoadOptions::default()).unwrap();
+    let precisions = std::env::var("CROSSRANK_BENCH_PRECISIONS")
+        .unwrap_or_else(|_| "float32,int8".into());
     // Rerank-like: 32 pairs of ~117 tokens (8-token query, 80-160-token passages).
     let rerank: Vec<_> = (0..32).map(|i| pair(i, 8, 80 + (i * 37) % 81)).collect();
     // Mixed: half short, half long, shuffled by construction.
@@ -122,22 +126,29 @@ fn bench(c: &mut Criterion) {
             }
         })
         .collect();
-    let mut group = c.benchmark_group("forward");
-    group.sample_size(10);
-    for (name, pairs) in [("rerank_32x117", &rerank), ("mixed_32", &mixed)] {
-        group.throughput(Throughput::Elements(pairs.len() as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| model.predict_logits(pairs, 32, &mut |_, _| true).unwrap())
+    for precision in precisions.split(',') {
+        let options = LoadOptions {
+            precision: Precision::from_name(precision.trim()).unwrap(),
+            ..LoadOptions::default()
+        };
+        let model = CrossEncoder::from_dir(dir.path(), &options).unwrap();
+        let mut group = c.benchmark_group(format!("forward_{precision}"));
+        group.sample_size(10);
+        for (name, pairs) in [("rerank_32x117", &rerank), ("mixed_32", &mixed)] {
+            group.throughput(Throughput::Elements(pairs.len() as u64));
+            group.bench_function(name, |b| {
+                b.iter(|| model.predict_logits(pairs, 32, &mut |_, _| true).unwrap())
+            });
+        }
+        group.bench_function("single_pair", |b| {
+            b.iter(|| {
+                model
+                    .predict_logits(&rerank[..1], 32, &mut |_, _| true)
+                    .unwrap()
+            })
         });
+        group.finish();
     }
-    group.bench_function("single_pair", |b| {
-        b.iter(|| {
-            model
-                .predict_logits(&rerank[..1], 32, &mut |_, _| true)
-                .unwrap()
-        })
-    });
-    group.finish();
     let profile = crossrank::ops::profile::take_report();
     if profile.iter().any(|(_, s)| *s > 0.0) {
         let total: f64 = profile.iter().map(|(_, s)| s).sum();

@@ -10,6 +10,13 @@ import numpy.typing as npt
 
 __version__: str
 SUPPORTED_MODEL_TYPES: list[str]
+PRECISIONS: list[str]
+
+def runnable_isas() -> list[str]:
+    """The instruction-set paths this CPU can run, whatever ``CROSSRANK_ISA`` says."""
+
+def active_isa() -> str:
+    """The path kernels take in this process (``CROSSRANK_ISA`` applied)."""
 
 class NativeCrossEncoder:
     def __init__(
@@ -18,6 +25,7 @@ class NativeCrossEncoder:
         num_labels: int | None = None,
         max_length: int | None = None,
         config_overrides: str | None = None,
+        precision: str = "float32",
     ) -> None: ...
     def predict_logits(
         self,
@@ -28,7 +36,7 @@ class NativeCrossEncoder:
     def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
     def __reduce__(
         self,
-    ) -> tuple[type[NativeCrossEncoder], tuple[str, int | None, int, str | None]]: ...
+    ) -> tuple[type[NativeCrossEncoder], tuple[str, int | None, int, str | None, str]]: ...
     def tokenizer_json(self) -> str: ...
     @property
     def num_labels(self) -> int: ...
@@ -52,6 +60,14 @@ class NativeCrossEncoder:
     def source(self) -> str: ...
     @property
     def warnings(self) -> list[str]: ...
+    @property
+    def precision(self) -> str: ...
+    @property
+    def effective_precision(self) -> str: ...
+    @property
+    def kernels(self) -> str: ...
+    @property
+    def dense_weight_bytes(self) -> int: ...
 
 def hub_resolve(
     model_id: str,

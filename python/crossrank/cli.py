@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pairs per batch (default: 32)")
     model.add_argument("--max-length", type=_positive_int, default=None,
                        help="truncate pairs to this many tokens (default: the model's)")
+    model.add_argument("--precision", choices=("float32", "bfloat16", "int8"),
+                       default="float32",
+                       help="precision of the matrix products: float32 (exact, default), int8 "
+                            "(fastest) or bfloat16")
     model.add_argument("--activation", choices=("model", "sigmoid", "none"), default="model",
                        help="applied to the logits: the model's saved one (default), sigmoid, "
                             "or none (raw logits)")
@@ -175,7 +179,8 @@ def _load(args: argparse.Namespace) -> Any:
     from .cross_encoder import CrossEncoder
 
     return CrossEncoder(args.model, max_length=args.max_length, revision=args.revision,
-                        cache_folder=args.cache_folder, local_files_only=args.local_files_only)
+                        cache_folder=args.cache_folder, local_files_only=args.local_files_only,
+                        precision=args.precision)
 
 
 def _activation(args: argparse.Namespace) -> Callable[..., Any] | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Union, overload
 
 import numpy as np
 
-from . import _activations
+from . import _activations, _precision
 from ._crossrank import NativeCrossEncoder
 from ._inputs import is_single_pair, normalize_pairs, validate_batch_size
 from .config import ModelConfig
@@ -116,8 +116,10 @@ class CrossEncoder:
             not try to download the model).
         token (bool or str, optional): Hugging Face authentication token to download private
             models.
-        model_kwargs (Dict[str, Any], optional): Accepted for compatibility; crossrank always
-            runs in float32, so these have no effect.
+        model_kwargs (Dict[str, Any], optional): ``torch_dtype`` / ``dtype`` (a torch dtype or
+            its name) choose the precision as in sentence-transformers: ``bfloat16`` runs
+            bfloat16, ``float16`` the nearest crossrank has (bfloat16, with a warning),
+            ``float32`` and ``"auto"`` float32. Other entries have no effect.
         tokenizer_kwargs (Dict[str, Any], optional): ``model_max_length`` is honoured; other
             entries have no effect. 6.x calls it ``processor_kwargs``.
         config_kwargs (Dict[str, Any], optional): Additional model configuration parameters,
@@ -129,6 +131,13 @@ class CrossEncoder:
             the prompt name, the value is the prompt text, prepended to the query.
         default_prompt_name (str, optional): The name of the prompt that should be used by
             default. If not set, no prompt will be applied. Defaults to None.
+        precision (str, optional): crossrank's own: the precision of the transformer layers'
+            matrix products. ``"float32"`` (exact, the default unless ``model_kwargs`` gives a
+            dtype), ``"int8"`` (int8 weights, activations quantized per token, int32 sums:
+            the fastest on a CPU) or ``"bfloat16"`` (runs float32 where the CPU or crossrank
+            has no bfloat16 kernel, with a warning). Embeddings, norms, attention softmax and
+            the classification head stay float32. :attr:`precision` reads it back,
+            :attr:`kernels` says which kernels run.
 
     Example:
         ::
@@ -163,6 +172,7 @@ class CrossEncoder:
         processor_kwargs: dict[str, Any] | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
+        precision: _precision.Precision | None = None,
         keep_in_fp32_modules: list[str] | None = None,
         modules: Any = None,
         # Old aliases sentence-transformers still accepts.
@@ -210,6 +220,7 @@ class CrossEncoder:
         _check_backend(backend)
         self._device = _check_device(device)
         self.trust_remote_code = bool(trust_remote_code)
+        precision, model_kwargs = _precision.resolve(precision, model_kwargs)
         _warn_ignored("model_kwargs", model_kwargs)
         tokenizer_kwargs = dict(tokenizer_kwargs or {})
         if "model_max_length" in tokenizer_kwargs:
@@ -227,6 +238,7 @@ class CrossEncoder:
             # A secret token does not go into pickles; HF_TOKEN serves a reload.
             "token": None if isinstance(token, str) else token,
             "config_kwargs": config_kwargs, "trust_remote_code": trust_remote_code,
+            "precision": precision,
         }
         path = _resolve_model_path(self.model_name_or_path, cache_folder=cache_folder,
                                    revision=revision, local_files_only=local_files_only,
@@ -238,7 +250,8 @@ class CrossEncoder:
             raise TypeError(f"config_kwargs must hold JSON values (config.json entries): {exc}"
                             ) from None
         self._native = NativeCrossEncoder(os.fspath(path), num_labels=num_labels,
-                                          max_length=max_length, config_overrides=overrides)
+                                          max_length=max_length, config_overrides=overrides,
+                                          precision=precision)
         for message in self._native.warnings:
             warnings.warn(message, stacklevel=2)
         self.config = ModelConfig(json.loads(self._native.config_json))
@@ -283,6 +296,17 @@ class CrossEncoder:
         return self._device
 
     @property
+    def precision(self) -> _precision.Precision:
+        """The precision asked for at load: ``"float32"``, ``"bfloat16"`` or ``"int8"``."""
+        return self._native.precision  # type: ignore[return-value]
+
+    @property
+    def kernels(self) -> str:
+        """The kernels the transformer layers' matrix products run on here, e.g.
+        ``"int8 avx2"`` or ``"float32 gemm"`` (``CROSSRANK_ISA`` caps the instruction set)."""
+        return self._native.kernels
+
+    @property
     def model_type(self) -> str:
         """The model family, ``config.json``'s ``model_type`` (``"bert"``...)."""
         return self._native.model_type
@@ -314,9 +338,12 @@ class CrossEncoder:
             f"hidden_size={self._native.hidden_size}",
             f"num_labels={self.num_labels}",
             f"max_length={self.max_length}",
+            f"precision={self.precision!r}",
             f"activation_fn={self.activation_fn!r}",
             f"device={self.device!r}",
         ]
+        if self._native.effective_precision != self.precision:
+            parts.append(f"runs={self._native.effective_precision!r}")
         source = os.fspath(self._native.source)
         if os.path.abspath(source) != os.path.abspath(self.model_name_or_path):
             parts.append(f"path={source!r}")  # a hub model: where its files are
@@ -708,7 +735,7 @@ def _check_device(device: Any) -> str:
 
 def _warn_ignored(name: str, value: dict[str, Any] | None) -> None:
     if value:
-        logger.warning("%s %s have no effect in crossrank (float32 on the CPU)", name,
+        logger.warning("%s %s have no effect in crossrank (it runs on the CPU)", name,
                        sorted(value))
 
 

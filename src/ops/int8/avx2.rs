@@ -7,21 +7,50 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::{BlockSums, PANEL, ROW_BLOCK};
+use super::{Activation, BlockSums, QuantizedWeight, Rows, PANEL, ROW_BLOCK};
 
-/// As [`super::scalar::block_sums`]; the CPU must have AVX2 (checked by
-/// the caller's dispatch, which only picks this kernel then).
-pub fn block_sums(a: &[i16], pairs: usize, panel: &[i8], sums: &mut BlockSums) {
-    assert!(a.len() >= ROW_BLOCK * 2 * pairs && panel.len() >= pairs * 2 * PANEL);
+/// One task's rows against every panel (see [`super::matmul_on`]). The
+/// caller has checked that the CPU runs AVX2 (`simd::require`).
+pub fn run(
+    rows: Rows<'_>,
+    weight: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
-    {
-        assert!(std::is_x86_feature_detected!("avx2"));
-        // SAFETY: AVX2 was checked just above; the slices hold the rows and
-        // pairs the kernel reads (asserted above).
-        unsafe { block_sums_avx2(a.as_ptr(), pairs, panel.as_ptr(), sums) }
+    // SAFETY: the caller checked that this CPU has AVX2 and FMA.
+    unsafe {
+        run_avx2(rows, weight, bias, act, out)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    super::scalar::block_sums(a, pairs, panel, sums)
+    super::scalar::run(rows, weight, bias, act, out)
+}
+
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(
+    rows: Rows<'_>,
+    weight: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    super::run_task(
+        |a, pairs, panel, sums| {
+            assert!(a.len() >= ROW_BLOCK * 2 * pairs && panel.len() >= pairs * 2 * PANEL);
+            // SAFETY: this function runs only with AVX2 (its own contract);
+            // the slices hold what the kernel reads (asserted above).
+            unsafe { block_sums(a.as_ptr(), pairs, panel.as_ptr(), sums) }
+        },
+        rows,
+        weight,
+        bias,
+        act,
+        out,
+    )
 }
 
 /// # Safety
@@ -29,7 +58,8 @@ pub fn block_sums(a: &[i16], pairs: usize, panel: &[i8], sums: &mut BlockSums) {
 /// `2 * pairs` int16 values and `panel` at `pairs * 2 * PANEL` int8 ones.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn block_sums_avx2(a: *const i16, pairs: usize, panel: *const i8, sums: &mut BlockSums) {
+#[inline]
+unsafe fn block_sums(a: *const i16, pairs: usize, panel: *const i8, sums: &mut BlockSums) {
     let width = 2 * pairs;
     let mut acc = [[_mm256_setzero_si256(); 2]; ROW_BLOCK];
     for p in 0..pairs {

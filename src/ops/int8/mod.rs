@@ -122,7 +122,6 @@ impl QuantizedWeight {
 pub struct QuantizedRows {
     data: Vec<i16>,
     scales: Vec<f32>,
-    rows: usize,
     width: usize,
 }
 
@@ -150,7 +149,6 @@ impl QuantizedRows {
         Self {
             data,
             scales,
-            rows,
             width,
         }
     }
@@ -164,7 +162,8 @@ impl QuantizedRows {
 /// without overflowing int32: `width * levels * 127 < 2^31`.
 pub fn activation_levels(width: usize) -> i32 {
     let bound = i32::MAX as i64 / (width.max(1) as i64 * WEIGHT_LEVELS as i64);
-    (ACTIVATION_LEVELS as i64).min(bound).max(1) as i32
+    let levels: i64 = std::env::var("XX_LEVELS").ok().and_then(|v| v.parse().ok()).unwrap_or(ACTIVATION_LEVELS as i64);
+    levels.min(bound).max(1) as i32
 }
 
 vectorized! {
@@ -197,7 +196,7 @@ pub fn kernel_for(isa: Isa) -> Isa {
 }
 
 /// int32 sums of one row block against one panel: `sums[r][c]`.
-type BlockSums = [[i32; PANEL]; ROW_BLOCK];
+pub type BlockSums = [[i32; PANEL]; ROW_BLOCK];
 
 /// `act(x @ W^T + bias)` for `x` `[rows, in]`, on the kernel for `isa`
 /// (which the CPU must run), `[rows, out]`.
@@ -214,43 +213,66 @@ pub fn matmul_on(
     if rows == 0 || n == 0 {
         return out;
     }
+    let kernel = kernel_for(isa);
+    simd::require(kernel);
     let q = QuantizedRows::new(x, rows, weight.in_features);
-    let block_sums: fn(&[i16], usize, &[i8], &mut BlockSums) = match kernel_for(isa) {
-        Isa::Scalar => scalar::block_sums,
-        _ => avx2::block_sums,
-    };
-    let blocks_per_task = row_blocks_per_task(rows, n);
+    let blocks_per_task = row_blocks_per_task(rows);
     out.par_chunks_mut(blocks_per_task * ROW_BLOCK * n)
         .enumerate()
         .for_each(|(task, out)| {
-            let mut sums = [[0i32; PANEL]; ROW_BLOCK];
-            let first_block = task * blocks_per_task;
-            let task_rows = out.len() / n;
-            for p in 0..n.div_ceil(PANEL) {
-                let panel = weight.panel(p);
-                let cols = p * PANEL..((p + 1) * PANEL).min(n);
-                for b in 0..task_rows.div_ceil(ROW_BLOCK) {
-                    block_sums(q.block(first_block + b), q.width / 2, panel, &mut sums);
-                    for (r, sums) in sums.iter().enumerate() {
-                        let row = b * ROW_BLOCK + r;
-                        if row >= task_rows {
-                            break;
-                        }
-                        let x_scale = q.scales[(first_block + b) * ROW_BLOCK + r];
-                        write_back(
-                            &mut out[row * n + cols.start..row * n + cols.end],
-                            sums,
-                            x_scale,
-                            &weight.scales[cols.clone()],
-                            bias.map(|b| &b[cols.clone()]),
-                            act,
-                        );
-                    }
-                }
+            let rows = Rows {
+                q: &q,
+                first_block: task * blocks_per_task,
+            };
+            match kernel {
+                Isa::Scalar => scalar::run(rows, weight, bias, act, out),
+                _ => avx2::run(rows, weight, bias, act, out),
             }
         });
-    debug_assert!(q.rows == rows);
     out
+}
+
+/// The quantized rows one task computes: whole row blocks from
+/// `first_block` on, as many as its output slice holds.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    q: &'a QuantizedRows,
+    first_block: usize,
+}
+
+/// One task's products, with a kernel's `block_sums` inlined: every panel
+/// against every row block, each block written back (scaled, bias,
+/// activation) while its sums are in cache.
+#[inline(always)]
+fn run_task(
+    block_sums: impl Fn(&[i16], usize, &[i8], &mut BlockSums),
+    rows: Rows<'_>,
+    weight: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    let n = weight.out_features;
+    let task_rows = out.len() / n;
+    let pairs = rows.q.width / 2;
+    let mut sums = [[0i32; PANEL]; ROW_BLOCK];
+    for p in 0..n.div_ceil(PANEL) {
+        let panel = weight.panel(p);
+        let cols = p * PANEL..((p + 1) * PANEL).min(n);
+        for b in 0..task_rows.div_ceil(ROW_BLOCK) {
+            let block = rows.first_block + b;
+            block_sums(rows.q.block(block), pairs, panel, &mut sums);
+            for (r, sums) in sums.iter().enumerate().take(task_rows - b * ROW_BLOCK) {
+                let row = b * ROW_BLOCK + r;
+                let scale = rows.q.scales[block * ROW_BLOCK + r];
+                let dst = &mut out[row * n + cols.start..row * n + cols.end];
+                for ((o, &s), &w) in dst.iter_mut().zip(sums).zip(&weight.scales[cols.clone()]) {
+                    *o = s as f32 * (scale * w);
+                }
+                add_bias_and_activate(act, dst, bias.map(|b| &b[cols.clone()]));
+            }
+        }
+    }
 }
 
 /// `act(x @ W^T + bias)` on this process's kernel.
@@ -267,27 +289,10 @@ pub fn matmul(
 /// Row blocks per parallel task: whole blocks, at least four tasks per
 /// thread where the rows allow, at most 8 blocks (48 rows) so a task's
 /// activations stay in L2.
-fn row_blocks_per_task(rows: usize, _cols: usize) -> usize {
+fn row_blocks_per_task(rows: usize) -> usize {
     let blocks = rows.div_ceil(ROW_BLOCK);
     let tasks = 4 * rayon::current_num_threads();
     blocks.div_ceil(tasks).clamp(1, 8)
-}
-
-vectorized! {
-    /// One row's slice of a panel: `act(sum * x_scale * w_scale + bias)`.
-    fn write_back(
-        out: &mut [f32],
-        sums: &[i32; PANEL],
-        x_scale: f32,
-        w_scales: &[f32],
-        bias: Option<&[f32]>,
-        act: Activation,
-    ) {
-        for ((o, &s), &w) in out.iter_mut().zip(sums).zip(w_scales) {
-            *o = s as f32 * (x_scale * w);
-        }
-        add_bias_and_activate(act, out, bias);
-    }
 }
 
 #[cfg(test)]

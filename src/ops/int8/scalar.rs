@@ -1,7 +1,18 @@
 //! The portable int8 kernel: plain loops over the packed layout, the
 //! reference the vector kernels are tested against (same int32 sums).
 
-use super::{BlockSums, PANEL, ROW_BLOCK};
+use super::{run_task, Activation, BlockSums, QuantizedWeight, Rows, PANEL, ROW_BLOCK};
+
+/// One task's rows against every panel (see [`super::matmul_on`]).
+pub fn run(
+    rows: Rows<'_>,
+    weight: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    run_task(block_sums, rows, weight, bias, act, out);
+}
 
 /// `sums[r][c] = Σ_k a[r][k] * w[c][k]` for one row block (`ROW_BLOCK`
 /// rows of `2 * pairs` values) and one panel.
