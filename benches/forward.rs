@@ -112,8 +112,8 @@ fn pair(seed: usize, q: usize, d: usize) -> (String, String) {
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path());
-    let precisions = std::env::var("CROSSRANK_BENCH_PRECISIONS")
-        .unwrap_or_else(|_| "float32,int8".into());
+    let precisions =
+        std::env::var("CROSSRANK_BENCH_PRECISIONS").unwrap_or_else(|_| "float32,int8".into());
     // Rerank-like: 32 pairs of ~117 tokens (8-token query, 80-160-token passages).
     let rerank: Vec<_> = (0..32).map(|i| pair(i, 8, 80 + (i * 37) % 81)).collect();
     // Mixed: half short, half long, shuffled by construction.

@@ -36,11 +36,32 @@ cargo clippy --release --all-targets --features python -- -D warnings
 
 echo "== Rust tests"
 cargo test --release --lib --tests
-# Where the CPU has AMX the run above took the tile path; check the
-# float32 gemm path that other CPUs take as well.
-CROSSRANK_AMX=0 cargo test --release --test parity
 
 echo "== Python tests (against the installed wheel)"
 # Run from a directory that does not shadow the installed package.
 cd tests/python
 python -m pytest -q -p no:cacheprovider .
+cd ../..
+
+# Every instruction-set path this CPU can run, forced with CROSSRANK_ISA: the
+# kernel tests written for that path (ignored by a plain `cargo test`, named
+# isa_<path>), the float32 parity tests and the reduced-precision tests. The
+# paths it cannot run are listed as skipped.
+echo "== every instruction-set path"
+RUNNABLE=" $(python -c 'from crossrank import _crossrank as n; print(" ".join(n.runnable_isas()))') "
+SKIPPED=()
+for isa in scalar avx2 avx512 amx; do
+    if [[ "$RUNNABLE" != *" $isa "* ]]; then
+        SKIPPED+=("$isa")
+        echo "-- $isa: SKIPPED (this CPU cannot run it): kernel tests isa_$isa, parity and precision tests on $isa"
+        continue
+    fi
+    echo "-- $isa"
+    if [ "$isa" != scalar ]; then
+        CROSSRANK_ISA=$isa cargo test --release --lib -- --ignored "isa_$isa"
+    fi
+    CROSSRANK_ISA=$isa cargo test --release --test parity
+    (cd tests/python && CROSSRANK_ISA=$isa python -m pytest -q -p no:cacheprovider \
+        test_parity.py test_precision.py test_ranking_quality.py)
+done
+echo "== paths run: ${RUNNABLE# }; skipped: ${SKIPPED[*]:-none}"

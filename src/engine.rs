@@ -108,7 +108,11 @@ impl CrossEncoder {
 
     /// Bytes the transformer layers' dense weights take.
     pub fn dense_weight_bytes(&self) -> usize {
-        self.model.dense_layers().iter().map(|l| l.weight_bytes()).sum()
+        self.model
+            .dense_layers()
+            .iter()
+            .map(|l| l.weight_bytes())
+            .sum()
     }
 
     pub fn num_labels(&self) -> usize {

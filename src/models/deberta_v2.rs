@@ -594,7 +594,10 @@ impl CrossEncoderModel for DebertaV2 {
     }
 
     fn dense_layers(&self) -> Vec<&Linear> {
-        self.layers.iter().flat_map(|l| l.base.dense_layers()).collect()
+        self.layers
+            .iter()
+            .flat_map(|l| l.base.dense_layers())
+            .collect()
     }
 
     fn shape(&self) -> ModelShape {

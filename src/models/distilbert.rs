@@ -58,7 +58,10 @@ impl DistilBert {
         let embeddings =
             Embeddings::load_bert_names(&vb.pp("embeddings"), dims.hidden, dims.eps, 0)?;
         let layers = (0..dims.layers)
-            .map(|i| load_layer(&vb.pp(format!("transformer.layer.{i}")), &dims)?.with_precision(spec.precision))
+            .map(|i| {
+                load_layer(&vb.pp(format!("transformer.layer.{i}")), &dims)?
+                    .with_precision(spec.precision)
+            })
             .collect::<Result<Vec<_>>>()?;
         let head = ClassificationHead::load(
             &spec.weights.pp("pre_classifier"),
@@ -88,7 +91,10 @@ impl CrossEncoderModel for DistilBert {
     }
 
     fn dense_layers(&self) -> Vec<&crate::ops::Linear> {
-        self.layers.iter().flat_map(PostNormLayer::dense_layers).collect()
+        self.layers
+            .iter()
+            .flat_map(PostNormLayer::dense_layers)
+            .collect()
     }
 
     fn shape(&self) -> ModelShape {

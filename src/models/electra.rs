@@ -78,7 +78,10 @@ impl CrossEncoderModel for Electra {
     }
 
     fn dense_layers(&self) -> Vec<&crate::ops::Linear> {
-        self.layers.iter().flat_map(PostNormLayer::dense_layers).collect()
+        self.layers
+            .iter()
+            .flat_map(PostNormLayer::dense_layers)
+            .collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -92,7 +92,10 @@ impl CrossEncoderModel for Roberta {
     }
 
     fn dense_layers(&self) -> Vec<&crate::ops::Linear> {
-        self.layers.iter().flat_map(PostNormLayer::dense_layers).collect()
+        self.layers
+            .iter()
+            .flat_map(PostNormLayer::dense_layers)
+            .collect()
     }
 
     fn shape(&self) -> ModelShape {

@@ -334,57 +334,66 @@ mod tests {
         }
     }
 
-    #[test]
-    fn exp2_sixteenths_matches_float64() {
-        if !supported(32) {
-            return;
-        }
-        // Down to float32's smallest normals, in steps that sample every
-        // table entry at many remainders.
-        let ts: Vec<f32> = (0..200_000)
-            .map(|i| -2000.0 * i as f32 / 200_000.0)
-            .collect();
-        for chunk in ts.chunks_exact(16) {
-            let mut got = [0f32; 16];
-            // SAFETY: AVX-512F checked above.
-            unsafe {
-                let e = exp2_sixteenths(_mm512_loadu_ps(chunk.as_ptr()));
-                _mm512_storeu_ps(got.as_mut_ptr(), e)
-            };
-            for (&t, &e) in chunk.iter().zip(&got) {
-                let want = (t as f64 / 16.0).exp2();
-                assert!(
-                    ((e as f64 - want) / want).abs() < 3e-7,
-                    "2^({t}/16): {e} vs {want}"
-                );
-            }
-        }
-    }
+    /// AVX-512 kernels, run only where the CPU has them: ignored by a plain
+    /// `cargo test`, run by `scripts/test.sh` with `--ignored isa_avx512`.
+    mod isa_avx512 {
+        use super::*;
 
-    #[test]
-    fn exp_shifted_is_a_softmax_numerator() {
-        if !supported(32) {
-            return;
+        fn require_avx512() {
+            crate::ops::simd::require(crate::ops::simd::Isa::Avx512);
+            assert!(supported(32), "AVX-512 is off (CROSSRANK_ISA)");
         }
-        for len in [1, 15, 16, 17, 40] {
-            let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 80.0).collect();
-            let mut got = row.clone();
-            // SAFETY: AVX-512F checked above.
-            let inverse_sum = unsafe { exp_shifted(&mut got) };
-            let max = row.iter().cloned().fold(f32::MIN, f32::max);
-            // The shift is a float32 subtraction in both.
-            let want: Vec<f64> = row
-                .iter()
-                .map(|&x| ((x - max) as f64 / 16.0).exp2())
+
+        #[test]
+        #[ignore = "needs AVX-512: scripts/test.sh runs it where the CPU has it"]
+        fn exp2_sixteenths_matches_float64() {
+            require_avx512();
+            // Down to float32's smallest normals, in steps that sample every
+            // table entry at many remainders.
+            let ts: Vec<f32> = (0..200_000)
+                .map(|i| -2000.0 * i as f32 / 200_000.0)
                 .collect();
-            let total: f64 = want.iter().sum();
-            for (g, w) in got.iter().zip(&want) {
-                assert!(
-                    (*g as f64 - w).abs() < 3e-7 * w.max(1e-30),
-                    "{len}: {g} vs {w}"
-                );
+            for chunk in ts.chunks_exact(16) {
+                let mut got = [0f32; 16];
+                // SAFETY: AVX-512F checked above.
+                unsafe {
+                    let e = exp2_sixteenths(_mm512_loadu_ps(chunk.as_ptr()));
+                    _mm512_storeu_ps(got.as_mut_ptr(), e)
+                };
+                for (&t, &e) in chunk.iter().zip(&got) {
+                    let want = (t as f64 / 16.0).exp2();
+                    assert!(
+                        ((e as f64 - want) / want).abs() < 3e-7,
+                        "2^({t}/16): {e} vs {want}"
+                    );
+                }
             }
-            assert!((inverse_sum as f64 * total - 1.0).abs() < 1e-6, "{len}");
+        }
+
+        #[test]
+        #[ignore = "needs AVX-512: scripts/test.sh runs it where the CPU has it"]
+        fn exp_shifted_is_a_softmax_numerator() {
+            require_avx512();
+            for len in [1, 15, 16, 17, 40] {
+                let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 80.0).collect();
+                let mut got = row.clone();
+                // SAFETY: AVX-512F checked above.
+                let inverse_sum = unsafe { exp_shifted(&mut got) };
+                let max = row.iter().cloned().fold(f32::MIN, f32::max);
+                // The shift is a float32 subtraction in both.
+                let want: Vec<f64> = row
+                    .iter()
+                    .map(|&x| ((x - max) as f64 / 16.0).exp2())
+                    .collect();
+                let total: f64 = want.iter().sum();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() < 3e-7 * w.max(1e-30),
+                        "{len}: {g} vs {w}"
+                    );
+                }
+                assert!((inverse_sum as f64 * total - 1.0).abs() < 1e-6, "{len}");
+            }
         }
     }
 }

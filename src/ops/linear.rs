@@ -14,10 +14,10 @@
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
-use super::kernels::{bias_activation, Activation};
-use super::profile::{time, Op};
 use super::int8::{self, QuantizedWeight};
+use super::kernels::{bias_activation, Activation};
 use super::precision::Precision;
+use super::profile::{time, Op};
 use super::simd::Isa;
 use super::{to_vec, with_f32};
 use crate::error::Result;

@@ -69,7 +69,9 @@ impl QuantizedWeight {
                         .iter()
                         .enumerate()
                     {
-                        let q = (w * inv).round_ties_even().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS);
+                        let q = (w * inv)
+                            .round_ties_even()
+                            .clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS);
                         block[(k / 2) * PANEL * 2 + c * 2 + k % 2] = q as i8;
                     }
                 }
@@ -142,7 +144,8 @@ impl QuantizedRows {
                     let row = block * ROW_BLOCK + r;
                     if row < rows {
                         let src = &x[row * in_features..(row + 1) * in_features];
-                        s[r] = quantize_row(src, &mut q[r * width..r * width + in_features], levels);
+                        s[r] =
+                            quantize_row(src, &mut q[r * width..r * width + in_features], levels);
                     }
                 }
             });
@@ -162,7 +165,10 @@ impl QuantizedRows {
 /// without overflowing int32: `width * levels * 127 < 2^31`.
 pub fn activation_levels(width: usize) -> i32 {
     let bound = i32::MAX as i64 / (width.max(1) as i64 * WEIGHT_LEVELS as i64);
-    let levels: i64 = std::env::var("XX_LEVELS").ok().and_then(|v| v.parse().ok()).unwrap_or(ACTIVATION_LEVELS as i64);
+    let levels: i64 = std::env::var("XX_LEVELS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ACTIVATION_LEVELS as i64);
     levels.min(bound).max(1) as i32
 }
 

@@ -22,7 +22,9 @@ fn float_product(x: &[f32], rows: usize, w: &[f32], k: usize, n: usize) -> Vec<f
     let mut out = vec![0f64; rows * n];
     for r in 0..rows {
         for c in 0..n {
-            out[r * n + c] = (0..k).map(|i| x[r * k + i] as f64 * w[c * k + i] as f64).sum();
+            out[r * n + c] = (0..k)
+                .map(|i| x[r * k + i] as f64 * w[c * k + i] as f64)
+                .sum();
         }
     }
     out
@@ -68,7 +70,14 @@ fn quantized_product_is_close_to_float() {
     for (rows, k, n) in SHAPES {
         let x = test_noise(rows * k, 3, 1.0);
         let w = test_noise(n * k, 4, 0.05);
-        let got = matmul_on(Isa::Scalar, &x, rows, &QuantizedWeight::new(&w, n, k), None, Activation::Identity);
+        let got = matmul_on(
+            Isa::Scalar,
+            &x,
+            rows,
+            &QuantizedWeight::new(&w, n, k),
+            None,
+            Activation::Identity,
+        );
         let want = float_product(&x, rows, &w, k, n);
         // int8 weights (per channel) dominate: about 1/254 of a row's
         // largest weight per term, averaging out over k.
@@ -91,7 +100,11 @@ fn outlier_token_keeps_the_rest_of_its_row() {
     let mut without = x.clone();
     without[17] = 0.0;
     let want = float_product(&x, 1, &w, k, n);
-    let err = got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max);
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (*g as f64 - w).abs())
+        .fold(0.0, f64::max);
     let small = float_product(&without, 1, &w, k, n);
     let typical = small.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
     // (127 levels would give about 0.6 of typical here.)
@@ -104,7 +117,14 @@ fn long_inner_dimension_does_not_overflow() {
     assert!(activation_levels(k) < ACTIVATION_LEVELS);
     let x = vec![3.0f32; rows * k];
     let w = vec![-0.5f32; n * k];
-    let got = matmul_on(Isa::Scalar, &x, rows, &QuantizedWeight::new(&w, n, k), None, Activation::Identity);
+    let got = matmul_on(
+        Isa::Scalar,
+        &x,
+        rows,
+        &QuantizedWeight::new(&w, n, k),
+        None,
+        Activation::Identity,
+    );
     for g in got {
         assert!((g as f64 + 60_000.0).abs() < 1.0, "{g}");
     }
@@ -120,7 +140,10 @@ fn bias_and_activation_are_applied() {
     let plain = matmul_on(Isa::Scalar, &x, rows, &w, None, Activation::Identity);
     for (i, (g, p)) in got.iter().zip(&plain).enumerate() {
         let want = Activation::Gelu.apply(p + bias[i % n]);
-        assert!((g - want).abs() <= 1e-6 * want.abs().max(1.0), "{i}: {g} vs {want}");
+        assert!(
+            (g - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{i}: {g} vs {want}"
+        );
     }
 }
 
@@ -142,7 +165,14 @@ fn weight_round_trip_is_within_half_a_step() {
 fn zero_rows_and_zero_weights() {
     let w = QuantizedWeight::new(&[0.0; 32 * 8], 32, 8);
     assert!(matmul_on(Isa::Scalar, &[], 0, &w, None, Activation::Identity).is_empty());
-    let out = matmul_on(Isa::Scalar, &[0.0; 8], 1, &w, Some(&[1.0; 32]), Activation::Identity);
+    let out = matmul_on(
+        Isa::Scalar,
+        &[0.0; 8],
+        1,
+        &w,
+        Some(&[1.0; 32]),
+        Activation::Identity,
+    );
     assert_eq!(out, vec![1.0; 32]);
 }
 
