@@ -6,7 +6,7 @@
 //! | precision | amx | avx512 | avx2 | scalar |
 //! |---|---|---|---|---|
 //! | float32 | `amx` (bf16 x 3 split, float32 accuracy) | gemm | gemm | gemm |
-//! | int8 | `int8::avx2` | `int8::avx2` | `int8::avx2` | `int8::scalar` |
+//! | int8 | `int8` avx512-vnni | `int8` avx512-vnni (else avx2) | `int8` avx2 | `int8` scalar |
 //! | bfloat16 | runs float32 (no bf16 kernel yet) | | | |
 //!
 //! (candle's `gemm` picks its own SIMD level at run time.)
@@ -18,7 +18,6 @@ use super::int8::{self, QuantizedWeight};
 use super::kernels::{bias_activation, Activation};
 use super::precision::Precision;
 use super::profile::{time, Op};
-use super::simd::Isa;
 use super::{to_vec, with_f32};
 use crate::error::Result;
 
@@ -139,10 +138,7 @@ impl Linear {
             Weight::Dense(_) => "float32 gemm",
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Weight::Tiles(_) => "float32 amx",
-            Weight::Int8(_) => match int8::kernel() {
-                Isa::Scalar => "int8 scalar",
-                _ => "int8 avx2",
-            },
+            Weight::Int8(_) => int8::kernel().name(),
         }
     }
 

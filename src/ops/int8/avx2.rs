@@ -1,16 +1,33 @@
-//! The AVX2 int8 kernel: `vpmaddwd` multiplies int16 activation pairs by
-//! int16 weight pairs (sign-extended from the packed int8 panel as they are
-//! loaded) and adds each pair into int32, eight columns per register. A
-//! block of 6 rows x 16 columns keeps its 12 accumulators in registers over
-//! the whole inner dimension.
+//! The x86 vector int8 kernels, one body for two instruction sets:
+//!
+//! - `avx2`: `vpmaddwd` multiplies int16 activation pairs by int16 weight
+//!   pairs and adds each pair into int32, then `vpaddd` accumulates;
+//! - `avx512-vnni`: `vpdpwssd` (AVX-512 VNNI, on 256-bit registers) does
+//!   both in one instruction (Intel Ice Lake / Cascade Lake and later, AMD
+//!   Zen 4 and later).
+//!
+//! Weights are sign-extended from the packed int8 panel as they are
+//! loaded. A block of 6 rows x 16 columns keeps its 12 accumulators in
+//! registers over the whole inner dimension. Both give exactly the sums of
+//! the scalar kernel (no overflow by construction, see `activation_levels`).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use super::{Activation, BlockSums, QuantizedWeight, Rows, PANEL, ROW_BLOCK};
 
-/// One task's rows against every panel (see [`super::matmul_on`]). The
-/// caller has checked that the CPU runs AVX2 (`simd::require`).
+/// Whether this CPU has the AVX-512 VNNI kernel's instructions.
+pub fn has_avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// One task's rows against every panel (see [`super::matmul_on`]) with
+/// `vpmaddwd`. The caller has checked that the CPU runs AVX2 and FMA.
 pub fn run(
     rows: Rows<'_>,
     weight: &QuantizedWeight,
@@ -27,6 +44,24 @@ pub fn run(
     super::scalar::run(rows, weight, bias, act, out)
 }
 
+/// As [`run`], with `vpdpwssd`. The caller has checked [`has_avx512_vnni`]
+/// (and AVX2 and FMA).
+pub fn run_vnni(
+    rows: Rows<'_>,
+    weight: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller checked that this CPU has these features.
+    unsafe {
+        run_avx512_vnni(rows, weight, bias, act, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    super::scalar::run(rows, weight, bias, act, out)
+}
+
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
@@ -38,41 +73,66 @@ unsafe fn run_avx2(
     act: Activation,
     out: &mut [f32],
 ) {
-    super::run_task(
-        |a, pairs, panel, sums| {
-            assert!(a.len() >= ROW_BLOCK * 2 * pairs && panel.len() >= pairs * 2 * PANEL);
-            // SAFETY: this function runs only with AVX2 (its own contract);
-            // the slices hold what the kernel reads (asserted above).
-            unsafe { block_sums(a.as_ptr(), pairs, panel.as_ptr(), sums) }
-        },
-        rows,
-        weight,
-        bias,
-        act,
-        out,
-    )
+    let sums = |a: &[i16], pairs: usize, panel: &[i8], sums: &mut BlockSums| {
+        // SAFETY: AVX2 is this function's contract; the multiply-add is
+        // plain AVX2.
+        unsafe {
+            block_sums(a, pairs, panel, sums, |acc, x, w| {
+                _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
+            })
+        }
+    };
+    super::run_task(sums, rows, weight, bias, act, out)
 }
 
 /// # Safety
-/// The CPU must have AVX2; `a` must point at `ROW_BLOCK` rows of
-/// `2 * pairs` int16 values and `panel` at `pairs * 2 * PANEL` int8 ones.
+/// The CPU must have AVX2, FMA, AVX-512 VNNI and AVX-512 VL.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn block_sums(a: *const i16, pairs: usize, panel: *const i8, sums: &mut BlockSums) {
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+unsafe fn run_avx512_vnni(
+    rows: Rows<'_>,
+    weight: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    let sums = |a: &[i16], pairs: usize, panel: &[i8], sums: &mut BlockSums| {
+        // SAFETY: the features are this function's contract.
+        unsafe { block_sums(a, pairs, panel, sums, |acc, x, w| _mm256_dpwssd_epi32(acc, x, w)) }
+    };
+    super::run_task(sums, rows, weight, bias, act, out)
+}
+
+/// The 6 x 16 block of sums; `mac(acc, x, w)` adds the pairwise products
+/// of `x` and `w` to `acc`.
+///
+/// # Safety
+/// The CPU must have AVX2 and whatever `mac` uses; inlined into callers
+/// compiled for those.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn block_sums(
+    a: &[i16],
+    pairs: usize,
+    panel: &[i8],
+    sums: &mut BlockSums,
+    mac: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+) {
     let width = 2 * pairs;
+    assert!(a.len() >= ROW_BLOCK * width && panel.len() >= pairs * 2 * PANEL);
+    let (a, panel) = (a.as_ptr(), panel.as_ptr());
     let mut acc = [[_mm256_setzero_si256(); 2]; ROW_BLOCK];
     for p in 0..pairs {
-        // SAFETY (whole loop body): p < pairs, r < ROW_BLOCK stay inside
-        // the buffers the caller vouched for.
+        // SAFETY (loop body): p < pairs and r < ROW_BLOCK stay inside the
+        // slices, whose lengths were asserted above; AVX2 is the caller's.
         let w = unsafe { panel.add(p * 2 * PANEL) };
         let w_lo = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.cast())) };
         let w_hi = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(PANEL).cast())) };
         for (r, acc) in acc.iter_mut().enumerate() {
             let pair = unsafe { a.add(r * width + 2 * p).cast::<i32>().read_unaligned() };
             let x = _mm256_set1_epi32(pair);
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, w_lo));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, w_hi));
+            acc[0] = mac(acc[0], x, w_lo);
+            acc[1] = mac(acc[1], x, w_hi);
         }
     }
     for (acc, out) in acc.iter().zip(sums.iter_mut()) {

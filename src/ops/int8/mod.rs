@@ -11,9 +11,10 @@
 //! costs no speed there and keeps the outlier tokens BERT-family models are
 //! known for from flattening the rest of their row.
 //!
-//! Kernels, by instruction set (see [`kernel`]): `avx2` (`avx2.rs`) and the
-//! portable `scalar` one (`scalar.rs`). Both compute the same int32 sums,
-//! so their outputs agree up to the float32 rounding of the write-back.
+//! Kernels, by instruction set (see [`kernel`]): `avx2` and `avx512-vnni`
+//! (`avx2.rs`, one body) and the portable `scalar` one (`scalar.rs`). All
+//! compute the same int32 sums, so their outputs agree up to the float32
+//! rounding of the write-back.
 
 mod avx2;
 mod scalar;
@@ -188,16 +189,37 @@ vectorized! {
     }
 }
 
+/// The int8 kernels, by instruction set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Scalar,
+    Avx2,
+    Avx512Vnni,
+}
+
+impl Kernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "int8 scalar",
+            Kernel::Avx2 => "int8 avx2",
+            Kernel::Avx512Vnni => "int8 avx512-vnni",
+        }
+    }
+}
+
 /// The int8 kernel for the path this process takes.
-pub fn kernel() -> Isa {
+pub fn kernel() -> Kernel {
     kernel_for(simd::active_isa())
 }
 
-/// The int8 kernel that runs when kernels are capped at `isa`.
-pub fn kernel_for(isa: Isa) -> Isa {
+/// The int8 kernel that runs when kernels are capped at `isa` (AMX-INT8
+/// has no kernel yet: AMX CPUs run the AVX-512 VNNI one).
+pub fn kernel_for(isa: Isa) -> Kernel {
     match isa {
-        Isa::Scalar => Isa::Scalar,
-        _ => Isa::Avx2,
+        Isa::Scalar => Kernel::Scalar,
+        Isa::Avx2 => Kernel::Avx2,
+        Isa::Avx512 | Isa::Amx if avx2::has_avx512_vnni() => Kernel::Avx512Vnni,
+        Isa::Avx512 | Isa::Amx => Kernel::Avx2,
     }
 }
 
@@ -219,8 +241,8 @@ pub fn matmul_on(
     if rows == 0 || n == 0 {
         return out;
     }
+    simd::require(isa);
     let kernel = kernel_for(isa);
-    simd::require(kernel);
     let q = QuantizedRows::new(x, rows, weight.in_features);
     let blocks_per_task = row_blocks_per_task(rows);
     out.par_chunks_mut(blocks_per_task * ROW_BLOCK * n)
@@ -231,8 +253,9 @@ pub fn matmul_on(
                 first_block: task * blocks_per_task,
             };
             match kernel {
-                Isa::Scalar => scalar::run(rows, weight, bias, act, out),
-                _ => avx2::run(rows, weight, bias, act, out),
+                Kernel::Scalar => scalar::run(rows, weight, bias, act, out),
+                Kernel::Avx2 => avx2::run(rows, weight, bias, act, out),
+                Kernel::Avx512Vnni => avx2::run_vnni(rows, weight, bias, act, out),
             }
         });
     out
@@ -289,7 +312,7 @@ pub fn matmul(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    matmul_on(kernel(), x, rows, weight, bias, act)
+    matmul_on(simd::active_isa(), x, rows, weight, bias, act)
 }
 
 /// Row blocks per parallel task: whole blocks, at least four tasks per

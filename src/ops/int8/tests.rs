@@ -176,6 +176,19 @@ fn zero_rows_and_zero_weights() {
     assert_eq!(out, vec![1.0; 32]);
 }
 
+fn same_sums_as_scalar(isa: Isa) {
+    check_kernel(isa);
+    for (rows, k, n) in SHAPES {
+        let x = test_noise(rows * k, 11, 3.0);
+        let w = QuantizedWeight::new(&test_noise(n * k, 12, 0.2), n, k);
+        let b = test_noise(n, 13, 1.0);
+        let scalar = matmul_on(Isa::Scalar, &x, rows, &w, Some(&b), Activation::Identity);
+        let got = matmul_on(isa, &x, rows, &w, Some(&b), Activation::Identity);
+        let err = worst_relative(&got, &scalar.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        assert!(err < 1e-6, "{isa:?} {rows}x{k}x{n}: {err}");
+    }
+}
+
 /// Kernels for other instruction sets, each run only where the CPU has
 /// it: ignored by a plain `cargo test`, run by `scripts/test.sh` with
 /// `--ignored isa_<name>` on CPUs that can (and failing, not passing, on
@@ -187,15 +200,19 @@ mod isa_avx2 {
     #[ignore = "needs AVX2: scripts/test.sh runs it where the CPU has it"]
     fn int8_kernel_computes_the_same_sums_as_scalar() {
         crate::ops::simd::require(Isa::Avx2);
-        check_kernel(Isa::Avx2);
-        for (rows, k, n) in SHAPES {
-            let x = test_noise(rows * k, 11, 3.0);
-            let w = QuantizedWeight::new(&test_noise(n * k, 12, 0.2), n, k);
-            let b = test_noise(n, 13, 1.0);
-            let scalar = matmul_on(Isa::Scalar, &x, rows, &w, Some(&b), Activation::Identity);
-            let avx2 = matmul_on(Isa::Avx2, &x, rows, &w, Some(&b), Activation::Identity);
-            let err = worst_relative(&avx2, &scalar.iter().map(|&v| v as f64).collect::<Vec<_>>());
-            assert!(err < 1e-6, "{rows}x{k}x{n}: {err}");
-        }
+        assert_eq!(kernel_for(Isa::Avx2), Kernel::Avx2);
+        same_sums_as_scalar(Isa::Avx2);
+    }
+}
+
+mod isa_avx512 {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs AVX-512: scripts/test.sh runs it where the CPU has it"]
+    fn int8_kernel_computes_the_same_sums_as_scalar() {
+        crate::ops::simd::require(Isa::Avx512);
+        eprintln!("int8 kernel on the avx512 path: {:?}", kernel_for(Isa::Avx512));
+        same_sums_as_scalar(Isa::Avx512);
     }
 }
