@@ -1,14 +1,15 @@
 //! Dense-layer products and attention alone, at MiniLM-L12-H384's shapes
 //! for a batch of 4,096 tokens: `cargo bench --bench products`. Throughput is reported in
 //! elements/s where one element is one floating-point operation, so
-//! "Gelem/s" reads as GFLOP/s (float32-equivalent). Run it again with
-//! `CROSSRANK_AMX=0` to compare the AMX path with candle's gemm.
+//! "Gelem/s" reads as GFLOP/s (float32-equivalent; int8 ops counted the
+//! same). Every dense layer runs at float32 and int8. Run it again with
+//! `CROSSRANK_ISA=avx512` (or avx2, scalar) to compare the paths.
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossrank::ops::kernels::Activation;
 use crossrank::ops::linear::Linear;
-use crossrank::ops::{packed_attention, AttentionSpec};
+use crossrank::ops::{packed_attention, AttentionSpec, Precision};
 
 const TOKENS: usize = 4096;
 
@@ -34,12 +35,17 @@ fn bench(c: &mut Criterion) {
     ];
     for (name, k, n, act) in shapes {
         let weight = Tensor::from_vec(values(n * k, 7919), (n, k), &Device::Cpu).unwrap();
-        let layer = Linear::from_weight(&weight, Some(values(n, 31))).unwrap();
         let x = Tensor::from_vec(values(TOKENS * k, 104_729), (TOKENS, k), &Device::Cpu).unwrap();
         group.throughput(Throughput::Elements((2 * TOKENS * k * n) as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| layer.forward_activation(&x, act).unwrap())
-        });
+        for precision in [Precision::Float32, Precision::Int8] {
+            let layer = Linear::from_weight(&weight, Some(values(n, 31)))
+                .unwrap()
+                .with_precision(precision)
+                .unwrap();
+            group.bench_function(format!("{name}_{}", precision.name()), |b| {
+                b.iter(|| layer.forward_activation(&x, act).unwrap())
+            });
+        }
     }
     // Attention of one layer (12 heads of 32) over the same 4,096 tokens, as
     // sequences of 128 (rerank-like) and of 512 (long passages).

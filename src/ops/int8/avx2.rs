@@ -98,7 +98,11 @@ unsafe fn run_avx512_vnni(
 ) {
     let sums = |a: &[i16], pairs: usize, panel: &[i8], sums: &mut BlockSums| {
         // SAFETY: the features are this function's contract.
-        unsafe { block_sums(a, pairs, panel, sums, |acc, x, w| _mm256_dpwssd_epi32(acc, x, w)) }
+        unsafe {
+            block_sums(a, pairs, panel, sums, |acc, x, w| {
+                _mm256_dpwssd_epi32(acc, x, w)
+            })
+        }
     };
     super::run_task(sums, rows, weight, bias, act, out)
 }

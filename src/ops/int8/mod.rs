@@ -19,10 +19,13 @@
 mod avx2;
 mod scalar;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::kernels::{add_bias_and_activate, Activation};
 use super::simd::{self, vectorized, Isa};
+use super::{assume_init, unwritten};
 
 /// Output columns per packed weight panel (two AVX2 registers of sums).
 pub const PANEL: usize = 16;
@@ -237,10 +240,11 @@ pub fn matmul_on(
     act: Activation,
 ) -> Vec<f32> {
     let n = weight.out_features;
-    let mut out = vec![0f32; rows * n];
     if rows == 0 || n == 0 {
-        return out;
+        return vec![0f32; rows * n];
     }
+    // Every task writes all columns of its rows (`run_task`).
+    let mut out = unwritten(rows * n);
     simd::require(isa);
     let kernel = kernel_for(isa);
     let q = QuantizedRows::new(x, rows, weight.in_features);
@@ -252,13 +256,17 @@ pub fn matmul_on(
                 q: &q,
                 first_block: task * blocks_per_task,
             };
+            // SAFETY: MaybeUninit<f32> has f32's layout; the task writes
+            // every element before anything reads it (`run_task`).
+            let out: &mut [f32] = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
             match kernel {
                 Kernel::Scalar => scalar::run(rows, weight, bias, act, out),
                 Kernel::Avx2 => avx2::run(rows, weight, bias, act, out),
                 Kernel::Avx512Vnni => avx2::run_vnni(rows, weight, bias, act, out),
             }
         });
-    out
+    // SAFETY: every task wrote all of its slice, and the slices cover `out`.
+    unsafe { assume_init(out) }
 }
 
 /// The quantized rows one task computes: whole row blocks from

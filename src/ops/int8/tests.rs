@@ -212,7 +212,48 @@ mod isa_avx512 {
     #[ignore = "needs AVX-512: scripts/test.sh runs it where the CPU has it"]
     fn int8_kernel_computes_the_same_sums_as_scalar() {
         crate::ops::simd::require(Isa::Avx512);
-        eprintln!("int8 kernel on the avx512 path: {:?}", kernel_for(Isa::Avx512));
+        eprintln!(
+            "int8 kernel on the avx512 path: {:?}",
+            kernel_for(Isa::Avx512)
+        );
         same_sums_as_scalar(Isa::Avx512);
     }
+}
+
+#[test]
+#[ignore = "micro-benchmark"]
+fn micro_block_rate() {
+    let pairs = 192;
+    let a = vec![3i16; ROW_BLOCK * 2 * pairs];
+    let panel = vec![1i8; pairs * 2 * PANEL];
+    let mut sums = [[0i32; PANEL]; ROW_BLOCK];
+    let q = QuantizedRows {
+        data: a,
+        scales: vec![1.0; ROW_BLOCK],
+        width: 2 * pairs,
+    };
+    let w = QuantizedWeight::new(&vec![0.5f32; 16 * 2 * pairs], 16, 2 * pairs);
+    let mut out = vec![0f32; ROW_BLOCK * 16];
+    let iters = 200_000;
+    let t = std::time::Instant::now();
+    for _ in 0..iters {
+        avx2::run(
+            Rows {
+                q: &q,
+                first_block: 0,
+            },
+            &w,
+            None,
+            Activation::Identity,
+            &mut out,
+        );
+    }
+    let dt = t.elapsed().as_secs_f64();
+    let macs = (iters * ROW_BLOCK * 16 * 2 * pairs) as f64;
+    eprintln!(
+        "{:.1} GMAC/s one thread ({:.2} ns per pair step)",
+        macs / dt / 1e9,
+        dt / (iters * pairs) as f64 * 1e9
+    );
+    let _ = (&mut sums, &panel);
 }
