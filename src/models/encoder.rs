@@ -246,19 +246,11 @@ impl PostNormLayer {
 
     /// The layer with its dense products at `precision`.
     pub fn with_precision(self, precision: Precision) -> Result<Self> {
-        let which = std::env::var("XX_LAYERS").unwrap_or("qkv,attn_out,ffn_in,ffn_out".into());
-        let p = |name: &str| {
-            if which.contains(name) {
-                precision
-            } else {
-                Precision::Float32
-            }
-        };
         Ok(Self {
-            qkv: self.qkv.with_precision(p("qkv"))?,
-            attn_out: self.attn_out.with_precision(p("attn_out"))?,
-            ffn_in: self.ffn_in.with_precision(p("ffn_in"))?,
-            ffn_out: self.ffn_out.with_precision(p("ffn_out"))?,
+            qkv: self.qkv.with_precision(precision)?,
+            attn_out: self.attn_out.with_precision(precision)?,
+            ffn_in: self.ffn_in.with_precision(precision)?,
+            ffn_out: self.ffn_out.with_precision(precision)?,
             ..self
         })
     }

@@ -169,11 +169,7 @@ impl QuantizedRows {
 /// without overflowing int32: `width * levels * 127 < 2^31`.
 pub fn activation_levels(width: usize) -> i32 {
     let bound = i32::MAX as i64 / (width.max(1) as i64 * WEIGHT_LEVELS as i64);
-    let levels: i64 = std::env::var("XX_LEVELS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ACTIVATION_LEVELS as i64);
-    levels.min(bound).max(1) as i32
+    (ACTIVATION_LEVELS as i64).min(bound).max(1) as i32
 }
 
 vectorized! {
