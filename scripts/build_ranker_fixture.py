@@ -32,7 +32,7 @@ What it does:
    torch-free scripts/build_ranker_model.py assembles it.
 4. The evaluation set: queries of the held-out units, each with 20 candidates (its
    body, hard negatives from its unit, random ones from other held-out units),
-   shuffled. tests/fixtures/reference/minilm-ranker-eval.json holds them with the raw
+   shuffled. tests/fixtures/ranking/minilm-ranker-eval.json holds them with the raw
    logits (activation_fn=Identity) of `sentence_transformers.CrossEncoder` loaded from
    the ASSEMBLED directory, the float32 NDCG@10 they give, and the NDCG@10 of the
    model before fine-tuning (package encoder + freshly initialised head) and of the
@@ -67,7 +67,8 @@ import build_ranker_model as brm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = brm.DEFAULT_FIXTURE_DIR
-EVAL_JSON = ROOT / "tests" / "fixtures" / "reference" / "minilm-ranker-eval.json"
+# Not under reference/: those are the parity fixtures, one per model family.
+EVAL_JSON = ROOT / "tests" / "fixtures" / "ranking" / "minilm-ranker-eval.json"
 
 SEED = 20240611
 DOC_CHARS = 700
@@ -77,7 +78,7 @@ MAX_SUMMARY_CHARS = 200
 
 # Training
 MAX_LENGTH = brm.MAX_LENGTH
-LEARNING_RATE = 5e-5
+LEARNING_RATE = 3e-4  # 5e-5 with a linear schedule barely moved the ranking (0.31 NDCG@10)
 BATCH_SIZE = 16
 EPOCHS = 1
 WARMUP_RATIO = 0.1
@@ -405,6 +406,7 @@ def train(pkg: Path, rows: list[dict], eval_set: list[dict], log) -> tuple[dict,
             per_device_train_batch_size=BATCH_SIZE,
             learning_rate=LEARNING_RATE,
             warmup_ratio=WARMUP_RATIO,
+            lr_scheduler_type="constant_with_warmup",
             seed=SEED,
             data_seed=SEED,
             save_strategy="no",

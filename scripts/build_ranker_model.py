@@ -30,7 +30,7 @@ to OUT_DIR:
 
 `--keep-f16` writes shard 2 as float16 instead (same values).
 
-The references in tests/fixtures/reference/minilm-ranker-eval.json were computed
+The references in tests/fixtures/ranking/minilm-ranker-eval.json were computed
 by sentence-transformers 5.1.1 on exactly this directory. SOURCE.json next to the
 fine-tuned file records the sha256 of the package's weights and of the
 fine-tuned file; a mismatch is an error (use --no-verify to skip).
