@@ -763,17 +763,7 @@ unsafe fn block_product(
 mod tests {
     use super::*;
 
-    fn reference(x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f64> {
-        let mut out = vec![0f64; rows * n];
-        for r in 0..rows {
-            for c in 0..n {
-                out[r * n + c] = (0..k)
-                    .map(|i| x[r * k + i] as f64 * w[c * k + i] as f64)
-                    .sum();
-            }
-        }
-        out
-    }
+    use crate::ops::reference_product as reference;
 
     fn noise(len: usize, seed: u64) -> Vec<f32> {
         crate::ops::test_noise(len, seed, 2.0)

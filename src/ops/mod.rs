@@ -74,6 +74,21 @@ pub fn matrix(data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, (rows, cols), &Device::Cpu)?)
 }
 
+/// `x @ w^T` in float64 for `x` `[rows, k]` and `w` `[n, k]`: the
+/// reference the product kernels are tested against.
+#[cfg(test)]
+pub(crate) fn reference_product(x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0f64; rows * n];
+    for r in 0..rows {
+        for c in 0..n {
+            out[r * n + c] = (0..k)
+                .map(|i| x[r * k + i] as f64 * w[c * k + i] as f64)
+                .sum();
+        }
+    }
+    out
+}
+
 /// Deterministic test values, uniform in `[-amplitude, amplitude)` (a
 /// 64-bit LCG, so every run and machine sees the same ones).
 #[cfg(test)]

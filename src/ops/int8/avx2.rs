@@ -26,27 +26,11 @@ pub fn has_avx512_vnni() -> bool {
     false
 }
 
-/// One task's rows against every panel (see [`super::matmul_on`]) with
-/// `vpmaddwd`. The caller has checked that the CPU runs AVX2 and FMA.
+/// One task's rows against every panel (see [`super::matmul_on`]), with
+/// `vpdpwssd` when `vnni` is set, else `vpmaddwd`. The caller has checked
+/// that the CPU runs AVX2 and FMA, and [`has_avx512_vnni`] for `vnni`.
 pub fn run(
-    rows: Rows<'_>,
-    weight: &QuantizedWeight,
-    bias: Option<&[f32]>,
-    act: Activation,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked that this CPU has AVX2 and FMA.
-    unsafe {
-        run_avx2(rows, weight, bias, act, out)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    super::scalar::run(rows, weight, bias, act, out)
-}
-
-/// As [`run`], with `vpdpwssd`. The caller has checked [`has_avx512_vnni`]
-/// (and AVX2 and FMA).
-pub fn run_vnni(
+    vnni: bool,
     rows: Rows<'_>,
     weight: &QuantizedWeight,
     bias: Option<&[f32]>,
@@ -56,7 +40,10 @@ pub fn run_vnni(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller checked that this CPU has these features.
     unsafe {
-        run_avx512_vnni(rows, weight, bias, act, out)
+        match vnni {
+            true => run_avx512_vnni(rows, weight, bias, act, out),
+            false => run_avx2(rows, weight, bias, act, out),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     super::scalar::run(rows, weight, bias, act, out)

@@ -257,8 +257,8 @@ pub fn matmul_on(
             let out: &mut [f32] = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
             match kernel {
                 Kernel::Scalar => scalar::run(rows, weight, bias, act, out),
-                Kernel::Avx2 => avx2::run(rows, weight, bias, act, out),
-                Kernel::Avx512Vnni => avx2::run_vnni(rows, weight, bias, act, out),
+                Kernel::Avx2 => avx2::run(false, rows, weight, bias, act, out),
+                Kernel::Avx512Vnni => avx2::run(true, rows, weight, bias, act, out),
             }
         });
     // SAFETY: every task wrote all of its slice, and the slices cover `out`.

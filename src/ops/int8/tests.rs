@@ -1,5 +1,5 @@
 use super::*;
-use crate::ops::test_noise;
+use crate::ops::{reference_product, test_noise};
 
 /// `x @ W^T` in float64 from the quantized operands: what every kernel
 /// must reproduce (its int32 sums are exact).
@@ -12,18 +12,6 @@ fn dequantized_product(x: &[f32], rows: usize, w: &QuantizedWeight) -> Vec<f64> 
         for c in 0..n {
             out[r * n + c] = (0..k)
                 .map(|i| q.data[r * q.width + i] as f64 * q.scales[r] as f64 * wf[c * k + i] as f64)
-                .sum();
-        }
-    }
-    out
-}
-
-fn float_product(x: &[f32], rows: usize, w: &[f32], k: usize, n: usize) -> Vec<f64> {
-    let mut out = vec![0f64; rows * n];
-    for r in 0..rows {
-        for c in 0..n {
-            out[r * n + c] = (0..k)
-                .map(|i| x[r * k + i] as f64 * w[c * k + i] as f64)
                 .sum();
         }
     }
@@ -78,7 +66,7 @@ fn quantized_product_is_close_to_float() {
             None,
             Activation::Identity,
         );
-        let want = float_product(&x, rows, &w, k, n);
+        let want = reference_product(&x, &w, rows, k, n);
         // int8 weights (per channel) dominate: about 1/254 of a row's
         // largest weight per term, averaging out over k.
         let err = worst_relative(&got, &want);
@@ -99,13 +87,13 @@ fn outlier_token_keeps_the_rest_of_its_row() {
     let got = matmul_on(Isa::Scalar, &x, 1, &q, None, Activation::Identity);
     let mut without = x.clone();
     without[17] = 0.0;
-    let want = float_product(&x, 1, &w, k, n);
+    let want = reference_product(&x, &w, 1, k, n);
     let err = got
         .iter()
         .zip(&want)
         .map(|(g, w)| (*g as f64 - w).abs())
         .fold(0.0, f64::max);
-    let small = float_product(&without, 1, &w, k, n);
+    let small = reference_product(&without, &w, 1, k, n);
     let typical = small.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
     // (127 levels would give about 0.6 of typical here.)
     assert!(err < 0.25 * typical, "{err} vs typical {typical}");
@@ -237,6 +225,7 @@ fn micro_avx2_block_rate() {
     let t = std::time::Instant::now();
     for _ in 0..iters {
         avx2::run(
+            false,
             Rows {
                 q: &q,
                 first_block: 0,
