@@ -1,14 +1,19 @@
 """Activation functions applied to logits, in float32, as sentence-transformers does.
 
-The saved activation of a model (a torch class path) maps to a NumPy function here, so no
-torch is needed. A user-given ``activation_fn`` may be a torch module or any callable on an
-array; both are supported.
+sentence-transformers saves a model's activation as the class path of a torch module
+(``torch.nn.modules.activation.Sigmoid``) and instantiates that class with no arguments when
+it loads the model. The classes such models name (Sigmoid, Identity, Tanh, Softmax, ReLU,
+GELU; the same list as the Rust side's ``src/config.rs``) map to NumPy functions here, so no
+torch is needed; another ``torch.`` path is imported from torch if it is installed. A
+user-given ``activation_fn`` may be a torch module or any callable on an array; both are
+supported.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import math
 import sys
 from typing import Any, Callable
 
@@ -23,6 +28,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     e = np.exp(x[~pos])
     out[~pos] = e / (1.0 + e)
     return out
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """torch.nn.GELU() (its default, ``approximate="none"``): ``x * Phi(x)``, computed in
+    float64 and written ``0.5 * x * erfc(-x / sqrt(2))``, which equals
+    ``0.5 * x * (1 + erf(x / sqrt(2)))`` without the cancellation for negative x."""
+    x64 = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # -inf gives NaN (inf * 0), as in torch
+        return np.asarray(0.5 * x64 * _erfc(-x64 * math.sqrt(0.5)))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -66,6 +83,7 @@ ACTIVATIONS: dict[str, NamedActivation] = {
         NamedActivation("tanh", "torch.nn.modules.activation.Tanh", np.tanh),
         NamedActivation("softmax", "torch.nn.modules.activation.Softmax", _softmax),
         NamedActivation("relu", "torch.nn.modules.activation.ReLU", lambda x: np.maximum(x, 0)),
+        NamedActivation("gelu", "torch.nn.modules.activation.GELU", _gelu),
     )
 }
 _BY_TORCH_PATH = {a.torch_path: a for a in ACTIVATIONS.values()}
