@@ -1,4 +1,5 @@
-"""Turning the many forms users pass pairs in into a checked list of ``(str, str)``."""
+"""Checked lists from the many forms users pass inputs in: pairs as ``(str, str)``, ``rank``'s
+documents as ``str``."""
 
 from __future__ import annotations
 
@@ -78,3 +79,24 @@ def validate_batch_size(batch_size: Any) -> None:
         raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+
+
+def as_documents(documents: Any) -> list[str]:
+    """``rank``'s documents as a checked list of str (a list, tuple, numpy array, pandas
+    Series or any iterable of str)."""
+    if isinstance(documents, (str, bytes)):
+        raise TypeError("documents must be a list of strings, not a single "
+                        f"{type(documents).__name__}")
+    if isinstance(documents, np.ndarray):
+        documents = documents.tolist()
+    elif hasattr(documents, "to_numpy") and not isinstance(documents, (list, tuple)):
+        documents = documents.to_numpy().tolist()  # a pandas Series
+    try:
+        docs = list(documents)
+    except TypeError:
+        raise TypeError("documents must be a list of strings, got "
+                        f"{type(documents).__name__}") from None
+    for i, d in enumerate(docs):
+        if not isinstance(d, str):
+            raise TypeError(f"documents[{i}] must be a str, got {type(d).__name__}")
+    return docs

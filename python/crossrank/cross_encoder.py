@@ -1,7 +1,8 @@
 """``CrossEncoder``: sentence-transformers' API in front of crossrank's Rust engine.
 
-Everything here is about Python argument forms (5.x and 6.x call styles, old aliases),
-activations, output types and progress bars. Tokenisation and the model run in Rust with
+The class reads the model's settings, applies activations, shapes the output and shows
+progress. The argument forms of sentence-transformers 5.x and 6.x (positional orders, old
+names, checks) are resolved in ``_arguments``; tokenisation and the model run in Rust, with
 the GIL released.
 """
 
@@ -17,67 +18,21 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Union, overload
 
 import numpy as np
 
-from . import _activations, _precision
+from . import _activations, _arguments, _precision
+from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder
-from ._inputs import is_single_pair, normalize_pairs, validate_batch_size
+from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
 from .config import ModelConfig
 from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-# sentence-transformers' logger names (5.x, 6.x): their levels decide the default of
-# `show_progress_bar`, and deprecation notes go where users of either version look.
-logger = logging.getLogger("sentence_transformers.cross_encoder.CrossEncoder")
-_LOGGER_6X = logging.getLogger("sentence_transformers.cross_encoder.model")
-
 #: One (query, document) pair.
 Pair = Union[tuple[str, str], Sequence[str]]
 #: What ``predict`` takes: pairs as a list, tuple, numpy array of strings, pandas DataFrame or
 #: Series, ``datasets`` column; or one pair.
 PairsInput = Union[Sequence[Pair], "npt.NDArray[Any]", Any]
-
-_UNSET: Any = object()
-
-# Positional parameters after the first, in each version's order.
-_PREDICT_5X = ("batch_size", "show_progress_bar", "activation_fn", "apply_softmax",
-               "convert_to_numpy", "convert_to_tensor")
-_PREDICT_6X = ("prompt_name", "prompt", "batch_size", "show_progress_bar", "activation_fn",
-               "apply_softmax", "convert_to_numpy", "convert_to_tensor", "device", "pool",
-               "chunk_size")
-_RANK_5X = ("top_k", "return_documents", "batch_size", "show_progress_bar", "activation_fn",
-            "apply_softmax", "convert_to_numpy", "convert_to_tensor")
-_RANK_6X = ("top_k", "return_documents", "prompt_name", "prompt", "batch_size",
-            "show_progress_bar", "activation_fn", "device", "pool", "chunk_size")
-
-_warned_once: set[str] = set()
-
-
-def _warning_once(message: str) -> None:
-    if message not in _warned_once:
-        _warned_once.add(message)
-        logger.warning(message)
-
-
-def _bind_positional(
-    method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-    orders: tuple[tuple[str, ...], ...], pick: Callable[[tuple[Any, ...]], int],
-) -> None:
-    """Moves extra positional arguments into ``kwargs`` by the call style they fit."""
-    if not args:
-        return
-    order = orders[pick(args)]
-    if len(args) > len(order):
-        raise TypeError(f"{method}() takes at most {len(order) + 2} positional arguments "
-                        f"({len(args) + 2} given)")
-    for name, value in zip(order, args):
-        if name in kwargs:
-            raise TypeError(f"{method}() got multiple values for argument {name!r}")
-        kwargs[name] = value
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 class CrossEncoder:
@@ -89,7 +44,7 @@ class CrossEncoder:
     It does not yield a sentence embedding and does not work for individual sentences.
 
     crossrank's CrossEncoder is a drop-in replacement for ``sentence_transformers.CrossEncoder``
-    (5.x and 6.x call styles) that runs the model in Rust: CPU, float32, no PyTorch.
+    (5.x and 6.x call styles) that runs the model in Rust, on the CPU, without PyTorch.
 
     Args:
         model_name_or_path (str): A model name from Hugging Face Hub that can be loaded with
@@ -102,10 +57,13 @@ class CrossEncoder:
             refused unless ``num_labels`` is given).
         max_length (int, optional): Max length for input sequences. Longer sequences will be
             truncated. If None, max length of the model will be used. Defaults to None.
-        activation_fn (Callable, optional): Callable (like nn.Sigmoid) about the default
-            activation function that should be used on-top of model.predict(). If None.
-            nn.Sigmoid() will be used if num_labels=1, else nn.Identity(). Any callable on a
-            float32 numpy array works too. Defaults to None.
+        activation_fn (Callable, optional): The default activation applied to the logits by
+            :meth:`predict`: any callable on a float32 numpy array of shape
+            ``(N, num_labels)`` (``np.tanh``, a lambda...); a torch module or function (like
+            ``torch.nn.Sigmoid()``) gets a torch tensor. If None, the activation the model's
+            sentence-transformers config names, computed in numpy (Sigmoid, Identity, Tanh,
+            Softmax, ReLU or GELU); without one Sigmoid for num_labels=1, else Identity.
+            Defaults to None.
         device (str, optional): Accepted for compatibility; crossrank runs on the CPU.
         cache_folder (`str`, `Path`, optional): Path to the folder where cached files are stored.
         trust_remote_code (bool, optional): Whether to import a saved activation function from
@@ -184,74 +142,42 @@ class CrossEncoder:
         default_activation_function: Callable[..., Any] | None = None,
         classifier_dropout: float | None = None,
     ) -> None:
-        model_name_or_path = _alias("model_name", model_name, "model_name_or_path",
-                                    model_name_or_path)
-        cache_folder = _alias("cache_dir", cache_dir, "cache_folder", cache_folder)
-        tokenizer_kwargs = _alias("tokenizer_args", tokenizer_args, "tokenizer_kwargs",
-                                  tokenizer_kwargs)
-        tokenizer_kwargs = _alias("tokenizer_kwargs", tokenizer_kwargs, "processor_kwargs",
-                                  processor_kwargs, warn=False)
-        model_kwargs = _alias("automodel_args", automodel_args, "model_kwargs", model_kwargs)
-        config_kwargs = _alias("config_args", config_args, "config_kwargs", config_kwargs)
-        activation_fn = _alias("default_activation_function", default_activation_function,
-                               "activation_fn", activation_fn)
-        if classifier_dropout is not None:
-            logger.warning(
-                "The CrossEncoder `classifier_dropout` argument is deprecated. Please use "
-                f"`config_kwargs={{'classifier_dropout': {classifier_dropout}}}` instead.")
-            config_kwargs = {**(config_kwargs or {}), "classifier_dropout": classifier_dropout}
-        if modules is not None:
-            raise ValueError("crossrank loads saved models only; building a CrossEncoder from "
-                             "`modules` needs sentence-transformers")
-        if model_name_or_path is None:
-            raise TypeError("CrossEncoder() needs model_name_or_path: a model directory or a "
-                            "Hugging Face Hub model id")
-        if not isinstance(model_name_or_path, (str, os.PathLike)):
-            raise TypeError("model_name_or_path must be a str or os.PathLike, got "
-                            f"{type(model_name_or_path).__name__}")
-        _check_optional_int("num_labels", num_labels)
-        _check_optional_int("max_length", max_length)
-        if activation_fn is not None and not callable(activation_fn):
-            raise TypeError(f"activation_fn must be callable, got {type(activation_fn).__name__}")
-        if config_kwargs is not None and not isinstance(config_kwargs, dict):
-            raise TypeError(f"config_kwargs must be a dict, got {type(config_kwargs).__name__}")
-        if num_labels is None and config_kwargs and _is_int(config_kwargs.get("num_labels")):
-            num_labels = int(config_kwargs["num_labels"])  # 6.x passes num_labels this way
-        _check_backend(backend)
-        self._device = _check_device(device)
-        self.trust_remote_code = bool(trust_remote_code)
-        precision, model_kwargs = _precision.resolve(precision, model_kwargs)
-        _warn_ignored("model_kwargs", model_kwargs)
-        tokenizer_kwargs = dict(tokenizer_kwargs or {})
-        if "model_max_length" in tokenizer_kwargs:
-            from_tokenizer_kwargs = tokenizer_kwargs.pop("model_max_length")
-            if max_length is None:
-                _check_optional_int("model_max_length", from_tokenizer_kwargs)
-                max_length = from_tokenizer_kwargs
-        _warn_ignored("tokenizer_kwargs", tokenizer_kwargs)
-
-        self.model_name_or_path = os.fspath(model_name_or_path)
+        a = _arguments.load_arguments(
+            model_name_or_path=model_name_or_path, num_labels=num_labels,
+            max_length=max_length, activation_fn=activation_fn, device=device,
+            cache_folder=cache_folder, trust_remote_code=trust_remote_code, revision=revision,
+            local_files_only=local_files_only, token=token, model_kwargs=model_kwargs,
+            tokenizer_kwargs=tokenizer_kwargs, config_kwargs=config_kwargs, backend=backend,
+            processor_kwargs=processor_kwargs, precision=precision, modules=modules,
+            model_name=model_name, cache_dir=cache_dir, tokenizer_args=tokenizer_args,
+            automodel_args=automodel_args, config_args=config_args,
+            default_activation_function=default_activation_function,
+            classifier_dropout=classifier_dropout,
+        )
+        self._device = a.device
+        self.trust_remote_code = a.trust_remote_code
+        self.model_name_or_path = a.model_name_or_path
         self._load_args: dict[str, Any] = {
-            "model_name_or_path": self.model_name_or_path, "num_labels": num_labels,
-            "max_length": max_length, "cache_folder": cache_folder, "revision": revision,
-            "local_files_only": local_files_only,
+            "model_name_or_path": a.model_name_or_path, "num_labels": a.num_labels,
+            "max_length": a.max_length, "cache_folder": a.cache_folder,
+            "revision": a.revision, "local_files_only": a.local_files_only,
             # A secret token does not go into pickles; HF_TOKEN serves a reload.
-            "token": None if isinstance(token, str) else token,
-            "config_kwargs": config_kwargs, "trust_remote_code": trust_remote_code,
-            "precision": precision,
+            "token": None if isinstance(a.token, str) else a.token,
+            "config_kwargs": a.config_kwargs, "trust_remote_code": trust_remote_code,
+            "precision": a.precision,
         }
-        path = _resolve_model_path(self.model_name_or_path, cache_folder=cache_folder,
-                                   revision=revision, local_files_only=local_files_only,
-                                   token=token)
+        path = _resolve_model_path(a.model_name_or_path, cache_folder=a.cache_folder,
+                                   revision=a.revision, local_files_only=a.local_files_only,
+                                   token=a.token)
         self._path = Path(path)
         try:
-            overrides = json.dumps(config_kwargs) if config_kwargs else None
+            overrides = json.dumps(a.config_kwargs) if a.config_kwargs else None
         except (TypeError, ValueError) as exc:
             raise TypeError(f"config_kwargs must hold JSON values (config.json entries): {exc}"
                             ) from None
-        self._native = NativeCrossEncoder(os.fspath(path), num_labels=num_labels,
-                                          max_length=max_length, config_overrides=overrides,
-                                          precision=precision)
+        self._native = NativeCrossEncoder(os.fspath(path), num_labels=a.num_labels,
+                                          max_length=a.max_length, config_overrides=overrides,
+                                          precision=a.precision)
         for message in self._native.warnings:
             warnings.warn(message, stacklevel=2)
         self.config = ModelConfig(json.loads(self._native.config_json))
@@ -263,10 +189,7 @@ class CrossEncoder:
         self.default_prompt_name: str | None = (
             default_prompt_name or st_config.get("default_prompt_name"))
         self.activation_fn: Callable[..., Any] | None = (
-            activation_fn if activation_fn is not None
-            else _activations.from_saved_name(self._native.default_activation,
-                                              self.num_labels, self.trust_remote_code)
-        )
+            a.activation_fn if a.activation_fn is not None else self._saved_activation())
 
     # -- properties users read -------------------------------------------------------------
 
@@ -284,7 +207,7 @@ class CrossEncoder:
     def max_length(self, value: int) -> None:
         if value is None:
             raise TypeError("max_length must be an int, got NoneType")
-        _check_optional_int("max_length", value)
+        _arguments.check_optional_int("max_length", value)
         self._native.max_length = int(value)
 
     #: 6.x name of :attr:`max_length`.
@@ -324,11 +247,14 @@ class CrossEncoder:
                           set_default: bool = True) -> None:
         """Sets :attr:`activation_fn`; None restores the model's default."""
         del set_default  # sentence-transformers also records it in the config it saves
-        if activation_fn is not None and not callable(activation_fn):
-            raise TypeError(f"activation_fn must be callable, got {type(activation_fn).__name__}")
-        self.activation_fn = activation_fn if activation_fn is not None else (
-            _activations.from_saved_name(self._native.default_activation, self.num_labels,
-                                         self.trust_remote_code))
+        _arguments.check_activation_fn(activation_fn)
+        self.activation_fn = (activation_fn if activation_fn is not None
+                              else self._saved_activation())
+
+    def _saved_activation(self) -> Callable[..., Any]:
+        """The activation the model's saved config names; Sigmoid or Identity without one."""
+        return _activations.from_saved_name(self._native.default_activation, self.num_labels,
+                                            self.trust_remote_code)
 
     def __repr__(self) -> str:
         parts = [
@@ -369,8 +295,21 @@ class CrossEncoder:
     # -- scoring ---------------------------------------------------------------------------
 
     @overload
-    def predict(
+    def predict(  # 5.x order: predict(pairs, 16, ...)
         self,
+        inputs: PairsInput,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        activation_fn: Callable[..., Any] | None = ...,
+        apply_softmax: bool | None = ...,
+        convert_to_numpy: Literal[True] = ...,
+        convert_to_tensor: Literal[False] = ...,
+    ) -> npt.NDArray[np.float32]: ...
+
+    @overload
+    def predict(  # 5.x name: predict(sentences=pairs, ...)
+        self,
+        *,
         sentences: PairsInput,
         batch_size: int = ...,
         show_progress_bar: bool | None = ...,
@@ -406,11 +345,11 @@ class CrossEncoder:
                 convert_to_tensor: Literal[False] = ...,
                 **kwargs: Any) -> list[Any]: ...
 
-    def predict(  # type: ignore[misc]
+    def predict(
         self,
-        inputs: Any = _UNSET,
+        inputs: Any = UNSET,
         *args: Any,
-        sentences: Any = _UNSET,
+        sentences: Any = UNSET,
         **kwargs: Any,
     ) -> Any:
         """
@@ -432,10 +371,11 @@ class CrossEncoder:
             batch_size (int, optional): Batch size for encoding. Defaults to 32.
             show_progress_bar (bool, optional): Output progress bar. Defaults to None (shown
                 when sentence-transformers' logger level is INFO or DEBUG).
-            activation_fn (callable, optional): Activation function applied on the logits
-                output of the CrossEncoder. If None, the ``model.activation_fn`` will be used,
-                which defaults to :class:`torch.nn.Sigmoid` if num_labels=1, else
-                :class:`torch.nn.Identity`. Defaults to None.
+            activation_fn (callable, optional): Activation applied to the logits, a float32
+                numpy array ``(N, num_labels)``, for this call only (a torch module or function
+                gets a torch tensor). If None, :attr:`activation_fn` is used: the model's saved
+                one, else Sigmoid for num_labels=1 and Identity otherwise. Use
+                ``lambda x: x`` for the raw logits. Defaults to None.
             apply_softmax (bool, optional): If set to True and `model.num_labels > 1`, applies
                 softmax on the logits output such that for each sample, the scores of each
                 class sum to 1. Defaults to False.
@@ -464,16 +404,7 @@ class CrossEncoder:
                 model.predict(sentences)
                 # => array([0.6912767, 0.4303499], dtype=float32)
         """
-        if sentences is not _UNSET:
-            _warning_once("The `sentences` argument was renamed and is now deprecated. "
-                          "Please use `inputs` instead.")
-            if inputs is _UNSET:
-                inputs = sentences
-        if inputs is _UNSET:
-            raise TypeError("predict() missing 1 required positional argument: 'inputs'")
-        _bind_positional("predict", args, kwargs, (_PREDICT_5X, _PREDICT_6X),
-                         lambda a: 0 if _is_int(a[0]) else 1)
-        options = _PredictOptions.from_kwargs("predict", kwargs)
+        inputs, options = _arguments.predict_arguments(inputs, sentences, args, kwargs)
         return self._predict(inputs, options)
 
     def rank(
@@ -505,9 +436,9 @@ class CrossEncoder:
             prompt (Optional[str], optional): The prompt to use for encoding.
             batch_size (int, optional): Batch size for encoding. Defaults to 32.
             show_progress_bar (bool, optional): Output progress bar. Defaults to None.
-            activation_fn ([type], optional): Activation function applied on the logits output
-                of the CrossEncoder. If None, nn.Sigmoid() will be used if num_labels=1, else
-                nn.Identity. Defaults to None.
+            activation_fn (callable, optional): Activation applied to the logits for this
+                call, as in :meth:`predict`. If None, :attr:`activation_fn` is used. Defaults to
+                None.
 
         Returns:
             List[Dict[Literal["corpus_id", "score", "text"], Union[int, float, str]]]: A sorted
@@ -530,31 +461,19 @@ class CrossEncoder:
                 # => [{'corpus_id': 0, 'score': 10.67..., 'text': "'To Kill a Mockingbird' ..."},
                 #     {'corpus_id': 1, 'score': -3.30..., 'text': "The novel 'Moby-Dick' ..."}]
         """
-        _bind_positional("rank", args, kwargs, (_RANK_5X, _RANK_6X),
-                         lambda a: 0 if len(a) >= 3 and _is_int(a[2]) else 1)
-        top_k = kwargs.pop("top_k", None)
-        return_documents = kwargs.pop("return_documents", False)
-        for ignored in ("apply_softmax", "convert_to_numpy", "convert_to_tensor"):
-            if ignored in kwargs:
-                kwargs.pop(ignored)
-                _warning_once(f"The CrossEncoder.rank `{ignored}` argument is deprecated and "
-                              "has no effect, as `rank` always returns Python floats.")
-        options = _PredictOptions.from_kwargs("rank", kwargs)
+        top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
         if self.num_labels != 1:
             raise ValueError(
                 "CrossEncoder.rank() only works for models with num_labels=1. "
                 "Consider using CrossEncoder.predict() with input pairs instead."
             )
-        if top_k is not None and not _is_int(top_k):
-            raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__}")
+        _arguments.check_top_k(top_k)
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         validate_batch_size(options.batch_size)
-        docs = _as_documents(documents)
+        docs = as_documents(documents)
         if not docs:
             return []
-        options.convert_to_numpy, options.convert_to_tensor = True, False
-        options.apply_softmax = False
         scores = self._predict([(query, d) for d in docs], options)
         results: list[dict[Literal["corpus_id", "score", "text"], int | float | str]] = []
         for i, score in enumerate(np.asarray(scores, dtype=np.float32).reshape(-1).tolist()):
@@ -567,7 +486,7 @@ class CrossEncoder:
         results = sorted(results, key=lambda r: r["score"], reverse=True)
         return results[:top_k]
 
-    def _predict(self, inputs: Any, options: _PredictOptions) -> Any:
+    def _predict(self, inputs: Any, options: _arguments.PredictOptions) -> Any:
         validate_batch_size(options.batch_size)
         single = is_single_pair(inputs)
         pairs = normalize_pairs(inputs, single=single)
@@ -635,108 +554,7 @@ class CrossEncoder:
 def _progress_by_log_level() -> bool:
     """sentence-transformers' rule: a bar when its logger's level is INFO or DEBUG."""
     return any(lg.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
-               for lg in (logger, _LOGGER_6X))
-
-
-class _PredictOptions:
-    """The keyword arguments of predict / rank, checked once."""
-
-    __slots__ = ("activation_fn", "apply_softmax", "batch_size", "convert_to_numpy",
-                 "convert_to_tensor", "prompt", "prompt_name", "show_progress_bar")
-
-    batch_size: Any
-    show_progress_bar: bool | None
-    activation_fn: Callable[..., Any] | None
-    apply_softmax: bool
-    convert_to_numpy: bool
-    convert_to_tensor: bool
-    prompt_name: str | None
-    prompt: str | None
-
-    @classmethod
-    def from_kwargs(cls, method: str, kwargs: dict[str, Any]) -> _PredictOptions:
-        o = cls()
-        o.batch_size = kwargs.pop("batch_size", 32)
-        o.show_progress_bar = kwargs.pop("show_progress_bar", None)
-        o.activation_fn = kwargs.pop("activation_fn", None)
-        if "activation_fct" in kwargs:
-            old = kwargs.pop("activation_fct")
-            _warning_once(f"The CrossEncoder.{method} `activation_fct` argument was renamed and "
-                          "is now deprecated, please use `activation_fn` instead.")
-            if o.activation_fn is None:
-                o.activation_fn = old
-        o.apply_softmax = bool(kwargs.pop("apply_softmax", False))
-        o.convert_to_numpy = bool(kwargs.pop("convert_to_numpy", True))
-        o.convert_to_tensor = bool(kwargs.pop("convert_to_tensor", False))
-        o.prompt_name = kwargs.pop("prompt_name", None)
-        o.prompt = kwargs.pop("prompt", None)
-        _check_device(kwargs.pop("device", None))
-        for accepted in ("pool", "chunk_size"):
-            kwargs.pop(accepted, None)
-        if "num_workers" in kwargs:
-            kwargs.pop("num_workers")
-            _warning_once(f"The CrossEncoder.{method} `num_workers` argument is deprecated and "
-                          "has no effect. It will be removed in a future version.")
-        if kwargs:
-            name = next(iter(kwargs))
-            raise TypeError(f"{method}() got an unexpected keyword argument {name!r}")
-        if o.activation_fn is not None and not callable(o.activation_fn):
-            raise TypeError("activation_fn must be callable or None, got "
-                            f"{type(o.activation_fn).__name__}")
-        if o.prompt is not None and not isinstance(o.prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(o.prompt).__name__}")
-        if o.prompt_name is not None and not isinstance(o.prompt_name, str):
-            raise TypeError(f"prompt_name must be a str, got {type(o.prompt_name).__name__}")
-        return o
-
-
-def _alias(old: str, old_value: Any, new: str, new_value: Any, warn: bool = True) -> Any:
-    """A deprecated keyword in place of its new name; the new one wins when both are given,
-    as in sentence-transformers."""
-    if old_value is None:
-        return new_value
-    if warn:
-        logger.warning(f"The CrossEncoder `{old}` argument was renamed and is now deprecated, "
-                       f"please use `{new}` instead.")
-    return old_value if new_value is None else new_value
-
-
-def _check_optional_int(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-
-
-def _check_backend(backend: str) -> None:
-    if backend == "torch":
-        return
-    if backend in ("onnx", "openvino"):
-        raise ValueError(f"backend={backend!r} is not available in crossrank, which runs its "
-                         "own Rust engine; drop the argument or use backend='torch'")
-    raise ValueError(f"Unsupported backend '{backend}'. `backend` should be `torch`, `onnx`, "
-                     "or `openvino`.")
-
-
-def _check_device(device: Any) -> str:
-    if device is None:
-        return "cpu"
-    if isinstance(device, list):
-        for d in device:
-            _check_device(d)
-        return "cpu"
-    name = str(device)
-    if name != "cpu" and not name.startswith("cpu:"):
-        warnings.warn(f"crossrank runs on the CPU; device={name!r} is ignored", stacklevel=4)
-    return "cpu"
-
-
-def _warn_ignored(name: str, value: dict[str, Any] | None) -> None:
-    if value:
-        logger.warning("%s %s have no effect in crossrank (it runs on the CPU)", name,
-                       sorted(value))
+               for lg in (logger, _arguments.LOGGER_6X))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -748,25 +566,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise OSError(f"cannot read {path}: {exc}") from exc
     return data if isinstance(data, dict) else {}
-
-
-def _as_documents(documents: Any) -> list[str]:
-    if isinstance(documents, (str, bytes)):
-        raise TypeError("documents must be a list of strings, not a single "
-                        f"{type(documents).__name__}")
-    if isinstance(documents, np.ndarray):
-        documents = documents.tolist()
-    elif hasattr(documents, "to_numpy") and not isinstance(documents, (list, tuple)):
-        documents = documents.to_numpy().tolist()  # a pandas Series
-    try:
-        docs = list(documents)
-    except TypeError:
-        raise TypeError("documents must be a list of strings, got "
-                        f"{type(documents).__name__}") from None
-    for i, d in enumerate(docs):
-        if not isinstance(d, str):
-            raise TypeError(f"documents[{i}] must be a str, got {type(d).__name__}")
-    return docs
 
 
 def _to_torch(scores: np.ndarray) -> Any:

@@ -111,6 +111,21 @@ def test_a_gpu_device_is_ignored_with_a_warning(bert_dir: Path) -> None:
     assert model.device == "cpu"
 
 
+def test_device_warnings_name_the_callers_line(bert_model: CrossEncoder, bert_dir: Path
+                                              ) -> None:
+    calls = [
+        lambda: CrossEncoder(str(bert_dir), device="cuda"),
+        lambda: bert_model.predict(PAIRS[:1], device="cuda:0"),
+        lambda: bert_model.predict(PAIRS[:1], None, None, 32, False, None, False, True, False,
+                                   ["cuda:0", "cuda:1"]),
+        lambda: bert_model.rank("q", ["d"], device="mps"),
+    ]
+    for call in calls:
+        with pytest.warns(UserWarning, match="runs on the CPU") as caught:
+            call()
+        assert {w.filename for w in caught} == {__file__}
+
+
 def test_max_length_is_settable(fresh_model: CrossEncoder) -> None:
     long_pair = ("word " * 100, "other " * 100)
     fresh_model.max_length = 12
