@@ -26,9 +26,13 @@ python -m pip install -q --force-reinstall --no-deps dist/crossrank-*.whl
 echo "== assemble the real-weights fixture"
 python scripts/build_minilm_fixture.py tests/.generated/bert-real-minilm
 
-echo "== lint and types (ruff, mypy)"
+echo "== lint and types (ruff, mypy, stubtest)"
 ruff check python tests scripts benches
 mypy python/crossrank
+# The type stubs and annotations against the installed package: the native module's
+# _crossrank.pyi and every Python module's signatures (its submodules included).
+python -m mypy.stubtest --mypy-config-file pyproject.toml \
+    --allowlist tests/python/stubtest_allowlist.txt crossrank
 
 echo "== Rust format and lints"
 cargo fmt --check

@@ -3,10 +3,20 @@
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "PRECISIONS",
+    "SUPPORTED_MODEL_TYPES",
+    "NativeCrossEncoder",
+    "__version__",
+    "active_isa",
+    "hub_resolve",
+    "runnable_isas",
+]
 
 __version__: str
 SUPPORTED_MODEL_TYPES: list[str]
@@ -18,15 +28,16 @@ def runnable_isas() -> list[str]:
 def active_isa() -> str:
     """The path kernels take in this process (``CROSSRANK_ISA`` applied)."""
 
+@final
 class NativeCrossEncoder:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str | PathLike[str],
         num_labels: int | None = None,
         max_length: int | None = None,
         config_overrides: str | None = None,
         precision: str = "float32",
-    ) -> None: ...
+    ) -> NativeCrossEncoder: ...
     def predict_logits(
         self,
         pairs: list[tuple[str, str]],
@@ -36,7 +47,7 @@ class NativeCrossEncoder:
     def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
     def __reduce__(
         self,
-    ) -> tuple[type[NativeCrossEncoder], tuple[str, int | None, int, str | None, str]]: ...
+    ) -> tuple[type[NativeCrossEncoder], tuple[Path, int | None, int, str | None, str]]: ...
     def tokenizer_json(self) -> str: ...
     @property
     def num_labels(self) -> int: ...
@@ -57,7 +68,7 @@ class NativeCrossEncoder:
     @property
     def hidden_size(self) -> int: ...
     @property
-    def source(self) -> str: ...
+    def source(self) -> Path: ...
     @property
     def warnings(self) -> list[str]: ...
     @property
