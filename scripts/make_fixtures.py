@@ -718,6 +718,33 @@ def build_bert_st6_3label(out: Path, work: Path):
     return fp32_state(model)
 
 
+def build_bert_st6_gelu_maxlen(out: Path, work: Path):
+    """A GELU activation saved by 6.x, and a max_seq_length (24) in sentence_bert_config.json
+    below the tokenizer's model_max_length (80): 6.x saves its own as the tokenizer's, but reads
+    this key (as bi-encoder-era and hand-made configs carry it) and truncates to it."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = wordpiece_tokenizer(work, lowercase=True, vocab_size=700, model_max_length=80)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=96,
+        num_labels=1,
+        pad_token_id=0,
+    )
+    torch.manual_seed(104)
+    model = BertForSequenceClassification(cfg).eval()
+    randomize_(model, 104)
+    st_save(model, tok, out, work, activation_fn=torch.nn.GELU())
+    module_config = out / "sentence_bert_config.json"
+    settings = json.loads(module_config.read_text(encoding="utf-8"))
+    write_json(module_config, {**settings, "max_seq_length": 24}, indent=2)
+    return fp32_state(model)
+
+
 def build_bert_legacy(out: Path, work: Path):
     """The pre-4.x hub layout (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2 before 2025), by hand."""
     from transformers import BertConfig, BertForSequenceClassification
@@ -1116,6 +1143,12 @@ SPECS = {
     "modernbert-st5": ("st5", build_modernbert_st5, "torch.nn.modules.activation.Sigmoid", 1),
     "deberta-v2-st5": ("st5", build_deberta_v2_st5, "torch.nn.modules.activation.Sigmoid", 1),
     "bert-st6-3label": ("st6", build_bert_st6_3label, "torch.nn.modules.linear.Identity", 3),
+    "bert-st6-gelu-maxlen": (
+        "st6",
+        build_bert_st6_gelu_maxlen,
+        "torch.nn.modules.activation.GELU",
+        1,
+    ),
     "bert-sharded": ("st6", build_bert_sharded, "torch.nn.modules.activation.Tanh", 1),
     "xlm-roberta-st6": ("st6", build_xlm_roberta_st6, "torch.nn.modules.linear.Identity", 3),
     "modernbert-cls-st6": (

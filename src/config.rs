@@ -28,7 +28,7 @@ pub struct ModelConfig {
     pub model_type: String,
     /// The activation class path sentence-transformers saved, if any.
     pub saved_activation: Option<String>,
-    /// `max_seq_length` from `sentence_bert_config.json`, if any.
+    /// `max_seq_length` from `sentence_bert_config.json` (or a legacy name), if any.
     pub saved_max_length: Option<usize>,
 }
 
@@ -65,7 +65,7 @@ impl ModelConfig {
             .or_else(|| raw.get("sbert_ce_default_activation_function"))
             .and_then(Value::as_str)
             .map(str::to_string);
-        let saved_max_length = read_json(&dir.join("sentence_bert_config.json"))?
+        let saved_max_length = saved_module_config(dir)?
             .and_then(|c| c.get("max_seq_length").and_then(Value::as_u64))
             .map(|n| n as usize);
         Ok(Self {
@@ -124,27 +124,36 @@ impl ModelConfig {
             .map(|n| n as usize)
     }
 
-    pub fn f64(&self, key: &str) -> Option<f64> {
-        self.raw.get(key).and_then(Value::as_f64)
-    }
-
-    pub fn str(&self, key: &str) -> Option<&str> {
-        self.raw.get(key).and_then(Value::as_str)
-    }
-
-    pub fn bool(&self, key: &str) -> Option<bool> {
-        self.raw.get(key).and_then(Value::as_bool)
-    }
-
-    /// A required integer field.
-    pub fn require(&self, key: &str) -> Result<usize> {
-        self.usize(key).ok_or_else(|| {
+    /// `config.json` read into a family's typed keys: a missing or mistyped
+    /// key is named in the error.
+    pub fn typed<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(&self.raw).map_err(|e| {
             Error::invalid_model(format!(
-                "config.json of this {} model has no valid {key:?}",
+                "config.json of this {} model is not valid: {e}",
                 self.model_type
             ))
         })
     }
+}
+
+/// The sentence-transformers module settings: the first of the file names
+/// its loader tries (6.x reads `max_seq_length` from it).
+fn saved_module_config(dir: &Path) -> Result<Option<Value>> {
+    const NAMES: &[&str] = &[
+        "sentence_bert_config.json",
+        "sentence_roberta_config.json",
+        "sentence_distilbert_config.json",
+        "sentence_camembert_config.json",
+        "sentence_albert_config.json",
+        "sentence_xlm-roberta_config.json",
+        "sentence_xlnet_config.json",
+    ];
+    for name in NAMES {
+        if let Some(config) = read_json(&dir.join(name))? {
+            return Ok(Some(config));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a JSON file; `Ok(None)` when it does not exist.
@@ -155,5 +164,39 @@ pub fn read_json(path: &Path) -> Result<Option<Value>> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Default values for the families' typed config keys (`#[serde(default =
+/// ...)]` takes a function).
+pub mod defaults {
+    pub fn gelu() -> String {
+        "gelu".into()
+    }
+    pub fn tanh() -> String {
+        "tanh".into()
+    }
+    pub fn one() -> usize {
+        1
+    }
+    pub fn minus_one() -> i64 {
+        -1
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn positions_512() -> usize {
+        512
+    }
+
+    /// For `Option<Option<T>>` fields: `None` when the key is absent,
+    /// `Some(None)` when it is `null` (some configs give the two different
+    /// meanings).
+    pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+        T: serde::Deserialize<'de>,
+    {
+        <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
     }
 }

@@ -72,10 +72,12 @@ impl CrossEncoder {
             precision: options.precision,
         })?;
         warnings.extend(options.precision.warning());
-        let default_max = match tokenizer.model_max_length {
-            Some(n) => n.min(model.shape().max_positions),
-            None => model.shape().max_positions,
-        };
+        let default_max = default_max_length(
+            &config,
+            tokenizer.model_max_length,
+            model.shape().max_positions,
+            &mut warnings,
+        );
         let encoder = Self {
             model,
             tokenizer,
@@ -200,4 +202,75 @@ pub fn length_sorted_batches(encoded: &[EncodedPair], batch_size: usize) -> Vec<
     let mut order: Vec<usize> = (0..encoded.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
     order.chunks(batch_size).map(<[usize]>::to_vec).collect()
+}
+
+/// `max_length` when the caller gives none, as sentence-transformers 6.x
+/// sets it: the `max_seq_length` saved in `sentence_bert_config.json`, else
+/// the tokenizer's `model_max_length` capped at the positions. A saved
+/// value beyond the positions is capped too (with a warning), where
+/// sentence-transformers would fail on the first long pair.
+fn default_max_length(
+    config: &ModelConfig,
+    tokenizer_max: Option<usize>,
+    positions: usize,
+    warnings: &mut Vec<String>,
+) -> usize {
+    match (config.saved_max_length, tokenizer_max) {
+        (Some(saved), _) if saved > positions => {
+            warnings.push(format!(
+                "sentence_bert_config.json sets max_seq_length {saved}, more than the {positions} \
+                 positions this model has: inputs are truncated to {positions} tokens"
+            ));
+            positions
+        }
+        (Some(saved), _) => saved,
+        (None, Some(n)) => n.min(positions),
+        (None, None) => positions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/models")
+            .join(name)
+    }
+
+    #[test]
+    fn a_saved_max_seq_length_sets_the_default_max_length() {
+        // sentence_bert_config.json says 24, the tokenizer 80: 6.x uses 24.
+        let model =
+            CrossEncoder::from_dir(&fixture("bert-st6-gelu-maxlen"), &Default::default()).unwrap();
+        assert_eq!(model.max_length(), 24);
+        let explicit = LoadOptions {
+            max_length: Some(40),
+            ..Default::default()
+        };
+        let model = CrossEncoder::from_dir(&fixture("bert-st6-gelu-maxlen"), &explicit).unwrap();
+        assert_eq!(model.max_length(), 40);
+    }
+
+    #[test]
+    fn a_saved_max_seq_length_beyond_the_positions_is_capped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixture("bert-st6-gelu-maxlen")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("sentence_bert_config.json"),
+            r#"{"max_seq_length": 4096}"#,
+        )
+        .unwrap();
+        let model = CrossEncoder::from_dir(dir.path(), &Default::default()).unwrap();
+        assert_eq!(model.max_length(), model.max_positions());
+        assert!(
+            model.warnings.iter().any(|w| w.contains("4096")),
+            "{:?}",
+            model.warnings
+        );
+    }
 }

@@ -147,6 +147,13 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     names
         .into_iter()
         .map(|name| {
+            if !is_plain_relative(&name) {
+                return Err(Error::invalid_model(format!(
+                    "{} names the shard {name:?}, which is not a file name inside the model \
+                     directory",
+                    index.display()
+                )));
+            }
             let path = dir.join(&name);
             if path.is_file() {
                 Ok(path)
@@ -158,6 +165,18 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
             }
         })
         .collect()
+}
+
+/// A relative path that stays below the directory it is joined to: no
+/// root, drive or `..` (`.` and empty parts are refused too). Lexical, so a
+/// cache's symlinked files still resolve.
+pub fn is_plain_relative(name: &str) -> bool {
+    use std::path::Component;
+    !name.is_empty()
+        && !name.contains('\\')
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// Names the index file lists, for the hub code to fetch shards.
@@ -172,4 +191,32 @@ pub fn shard_names(index_json: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default();
     names.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_name_outside_the_model_directory_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let model = root.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        std::fs::write(root.path().join("outside.safetensors"), b"not yours").unwrap();
+        let index = model.join("model.safetensors.index.json");
+        let map = r#"{"weight_map": {"a": "../outside.safetensors"}}"#;
+        std::fs::write(&index, map).unwrap();
+        let err = shard_files(&index).unwrap_err().to_string();
+        assert!(err.contains("../outside.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn plain_relative_names() {
+        for ok in ["model-00001-of-00002.safetensors", "sub/shard.safetensors"] {
+            assert!(is_plain_relative(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/../../x", "/etc/passwd", "./x", "a\\..\\x"] {
+            assert!(!is_plain_relative(bad), "{bad}");
+        }
+    }
 }

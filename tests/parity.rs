@@ -126,26 +126,62 @@ fn check_fixture(reference: &Value, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a fixture's model is: committed, or assembled by a setup script
+/// from weights that cannot be committed (`SOURCE.json` says how).
+enum ModelSource {
+    Ready(PathBuf),
+    /// Not assembled here: the script that builds it has not run.
+    NotAssembled,
+    Missing,
+}
+
+fn model_source(name: &str) -> ModelSource {
+    if let Some(dir) = model_dir(name) {
+        return ModelSource::Ready(dir);
+    }
+    match fixtures()
+        .join("models")
+        .join(name)
+        .join("SOURCE.json")
+        .is_file()
+    {
+        true => ModelSource::NotAssembled,
+        false => ModelSource::Missing,
+    }
+}
+
+/// Every reference runs. A model that a setup script assembles is skipped
+/// (loudly) only when `CROSSRANK_REQUIRE_ALL_FIXTURES` is unset: the test
+/// command sets it, after running the script.
 #[test]
 fn every_fixture_matches_sentence_transformers() {
+    let require_all = std::env::var_os("CROSSRANK_REQUIRE_ALL_FIXTURES").is_some();
     let mut failures = Vec::new();
-    let mut checked = 0;
     for reference in references() {
         let name = reference["model"].as_str().unwrap().to_string();
-        let Some(dir) = model_dir(&name) else {
-            eprintln!("{name}: model not built here (see tests/fixtures/README.md), skipped");
-            continue;
+        let dir = match model_source(&name) {
+            ModelSource::Ready(dir) => dir,
+            ModelSource::NotAssembled if !require_all => {
+                eprintln!(
+                    "{name}: SKIPPED, not assembled here (scripts/build_minilm_fixture.py; \
+                     see tests/fixtures/README.md)"
+                );
+                continue;
+            }
+            ModelSource::NotAssembled => {
+                failures.push(format!(
+                    "{name}: model not assembled (setup script not run)"
+                ));
+                continue;
+            }
+            ModelSource::Missing => {
+                failures.push(format!("{name}: reference without a model directory"));
+                continue;
+            }
         };
-        let family = reference["family"].as_str().unwrap();
-        if !crossrank::models::SUPPORTED_MODEL_TYPES.contains(&family) {
-            eprintln!("{name}: model_type {family} not supported yet, skipped");
-            continue;
-        }
-        checked += 1;
         if let Err(e) = check_fixture(&reference, &dir) {
             failures.push(e);
         }
     }
-    assert!(checked >= 4, "only {checked} fixtures found");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

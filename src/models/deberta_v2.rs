@@ -8,16 +8,84 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::encoder::{ClassificationHead, Embeddings, EncoderDims, PostNormLayer, Table};
+use super::encoder::{
+    ClassificationHead, Embeddings, EncoderDims, LayerNames, PostNormLayer, Table,
+};
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
-use crate::config::ModelConfig;
+use crate::config::defaults;
 use crate::error::{Error, Result};
 use crate::ops::attention::{scaled_dot_products, softmax_in_place, weighted_rows, SharedOut};
 use crate::ops::kernels::bias_activation;
 use crate::ops::profile::{time, Op};
 use crate::ops::{matrix, to_vec, with_f32, Activation, AttentionSpec, LayerNorm, Linear};
+
+/// The keys of DeBERTa-v2's `config.json`, with `DebertaV2Config`'s
+/// defaults for what a config leaves out.
+#[derive(Deserialize)]
+struct Keys {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "defaults::gelu")]
+    hidden_act: String,
+    #[serde(default = "defaults::positions_512")]
+    max_position_embeddings: usize,
+    /// Below 1: `max_position_embeddings`.
+    #[serde(default = "defaults::minus_one")]
+    max_relative_positions: i64,
+    /// 0 or less: no bucketing.
+    #[serde(default = "defaults::minus_one")]
+    position_buckets: i64,
+    /// A list, or the older `"p2c|c2p"` string.
+    #[serde(default)]
+    pos_att_type: Value,
+    #[serde(default)]
+    share_att_key: bool,
+    #[serde(default)]
+    relative_attention: bool,
+    #[serde(default = "defaults::yes")]
+    position_biased_input: bool,
+    #[serde(default)]
+    type_vocab_size: usize,
+    #[serde(default)]
+    norm_rel_ebd: Option<String>,
+    #[serde(default = "defaults::gelu")]
+    pooler_hidden_act: String,
+    #[serde(default)]
+    conv_kernel_size: usize,
+    #[serde(default = "defaults::one")]
+    conv_groups: usize,
+    #[serde(default = "defaults::tanh")]
+    conv_act: String,
+    // Sizes this implementation requires to equal the hidden size (or the
+    // head size); `None` means they do.
+    embedding_size: Option<usize>,
+    attention_head_size: Option<usize>,
+    pooler_hidden_size: Option<usize>,
+}
+
+fn default_eps() -> f64 {
+    1e-7
+}
+
+impl Keys {
+    fn dims(&self) -> Result<EncoderDims> {
+        Ok(EncoderDims {
+            hidden: self.hidden_size,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            layers: self.num_hidden_layers,
+            eps: self.layer_norm_eps,
+            act: Activation::from_name(&self.hidden_act)?,
+        })
+    }
+}
 
 /// DeBERTa's relative positions: `i - j`, log-bucketed beyond
 /// `position_buckets / 2` when buckets are on, then shifted by `span` into
@@ -33,19 +101,12 @@ struct RelativePositions {
 }
 
 impl RelativePositions {
-    fn from_config(c: &ModelConfig) -> Self {
-        let max_positions = c.usize("max_position_embeddings").unwrap_or(512) as i64;
-        let max_relative = c
-            .raw
-            .get("max_relative_positions")
-            .and_then(Value::as_i64)
-            .filter(|&m| m >= 1)
-            .unwrap_or(max_positions);
-        let buckets = c
-            .raw
-            .get("position_buckets")
-            .and_then(Value::as_i64)
-            .unwrap_or(-1);
+    fn from_config(c: &Keys) -> Self {
+        let max_relative = match c.max_relative_positions {
+            m if m >= 1 => m,
+            _ => c.max_position_embeddings as i64,
+        };
+        let buckets = c.position_buckets;
         let span = if buckets > 0 { buckets } else { max_relative } as usize;
         Self {
             buckets,
@@ -122,16 +183,36 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_config(c: &ModelConfig) -> Result<Self> {
-        let mut dims = EncoderDims::from_bert_config(c)?;
-        dims.eps = c.f64("layer_norm_eps").unwrap_or(1e-7);
-        let types = pos_att_types(c)?;
+    fn from_config(c: &Keys) -> Result<Self> {
+        let types = pos_att_types(&c.pos_att_type)?;
         Ok(Self {
-            dims,
+            dims: c.dims()?,
             c2p: types.iter().any(|t| t == "c2p"),
             p2c: types.iter().any(|t| t == "p2c"),
-            share_att_key: c.bool("share_att_key").unwrap_or(false),
+            share_att_key: c.share_att_key,
         })
+    }
+
+    /// One relative term's projection of the relative embeddings `rel`
+    /// (`None` when the term is off): by the layer's own `shared` product
+    /// (query or key) when `share_att_key`, else by its `pos_*_proj`.
+    fn project(
+        &self,
+        layer: &VarBuilder,
+        on: bool,
+        shared: &str,
+        own: &str,
+        rel: &Tensor,
+    ) -> Result<Option<Vec<f32>>> {
+        if !on {
+            return Ok(None);
+        }
+        let h = self.dims.hidden;
+        let name = match self.share_att_key {
+            true => layer.pp(shared),
+            false => layer.pp("attention.self").pp(own),
+        };
+        Ok(Some(to_vec(&Linear::load(&name, h, h)?.forward(rel)?)?))
     }
 
     /// `1 / sqrt(head_dim * (1 + number of relative terms))`: DeBERTa
@@ -146,16 +227,16 @@ impl Settings {
 }
 
 /// `pos_att_type`: a list, or the older `"p2c|c2p"` string.
-fn pos_att_types(c: &ModelConfig) -> Result<Vec<String>> {
-    let types = match c.raw.get("pos_att_type") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::String(s)) => s.split('|').map(|t| t.trim().to_lowercase()).collect(),
-        Some(Value::Array(a)) => a
+fn pos_att_types(value: &Value) -> Result<Vec<String>> {
+    let types = match value {
+        Value::Null => vec![],
+        Value::String(s) => s.split('|').map(|t| t.trim().to_lowercase()).collect(),
+        Value::Array(a) => a
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect(),
-        Some(other) => {
+        other => {
             return Err(Error::invalid_model(format!(
                 "pos_att_type {other} is not understood"
             )))
@@ -169,43 +250,27 @@ fn pos_att_types(c: &ModelConfig) -> Result<Vec<String>> {
     Ok(types)
 }
 
+/// BERT's layer structure under DeBERTa's names.
+const LAYER_NAMES: LayerNames = LayerNames {
+    query: "attention.self.query_proj",
+    key: "attention.self.key_proj",
+    value: "attention.self.value_proj",
+    attn_out: "attention.output.dense",
+    attn_norm: "attention.output.LayerNorm",
+    ffn_in: "intermediate.dense",
+    ffn_out: "output.dense",
+    ffn_norm: "output.LayerNorm",
+};
+
 impl Layer {
     fn load(vb: &VarBuilder, cfg: &Settings, relative: Option<&Tensor>) -> Result<Self> {
-        let (h, d) = (cfg.dims.hidden, &cfg.dims);
-        let attn = vb.pp("attention");
-        let own = attn.pp("self");
-        let query = Linear::load(&own.pp("query_proj"), h, h)?;
-        let key = Linear::load(&own.pp("key_proj"), h, h)?;
-        let value = Linear::load(&own.pp("value_proj"), h, h)?;
+        let base = PostNormLayer::load(vb, &LAYER_NAMES, &cfg.dims, cfg.attention()?)?;
         let positions = match relative {
             None => None,
-            Some(rel) => {
-                let project = |on: bool, shared: &Linear, name: &str| -> Result<Option<Vec<f32>>> {
-                    if !on {
-                        return Ok(None);
-                    }
-                    let out = match cfg.share_att_key {
-                        true => shared.forward(rel)?,
-                        false => Linear::load(&own.pp(name), h, h)?.forward(rel)?,
-                    };
-                    Ok(Some(to_vec(&out)?))
-                };
-                Some(PositionProjections {
-                    key: project(cfg.c2p, &key, "pos_key_proj")?,
-                    query: project(cfg.p2c, &query, "pos_query_proj")?,
-                })
-            }
-        };
-        let out = attn.pp("output");
-        let base = PostNormLayer {
-            qkv: Linear::fuse(&[query, key, value])?,
-            attn_out: Linear::load(&out.pp("dense"), h, h)?,
-            attn_norm: LayerNorm::load(&out.pp("LayerNorm"), h, d.eps)?,
-            ffn_in: Linear::load(&vb.pp("intermediate").pp("dense"), h, d.intermediate)?,
-            ffn_out: Linear::load(&vb.pp("output").pp("dense"), d.intermediate, h)?,
-            ffn_norm: LayerNorm::load(&vb.pp("output").pp("LayerNorm"), h, d.eps)?,
-            act: d.act,
-            attention: cfg.attention()?,
+            Some(rel) => Some(PositionProjections {
+                key: cfg.project(vb, cfg.c2p, LAYER_NAMES.key, "pos_key_proj", rel)?,
+                query: cfg.project(vb, cfg.p2c, LAYER_NAMES.query, "pos_query_proj", rel)?,
+            }),
         };
         Ok(Self { base, positions })
     }
@@ -229,14 +294,7 @@ impl Layer {
         };
         let context = time(Op::Attention, || attention.run(&qkv, cu_seqlens))?;
         drop(qkv);
-        // The rest of the layer, as in PostNormLayer::forward.
-        let attended = b.attn_out.matmul(&context)?;
-        b.attn_norm
-            .add_residual_inplace(&attended, b.attn_out.bias.as_deref(), x)?;
-        let out = b.ffn_in.feed_forward(b.act, &b.ffn_out, &attended)?;
-        b.ffn_norm
-            .add_residual_inplace(&out, b.ffn_out.bias.as_deref(), &attended)?;
-        Ok(out)
+        b.after_attention(x, &context)
     }
 }
 
@@ -372,12 +430,11 @@ struct ConvLayer {
 }
 
 impl ConvLayer {
-    fn load(vb: &VarBuilder, c: &ModelConfig, dims: &EncoderDims) -> Result<Option<Self>> {
-        let size = c.usize("conv_kernel_size").unwrap_or(0);
+    fn load(vb: &VarBuilder, c: &Keys, dims: &EncoderDims) -> Result<Option<Self>> {
+        let (size, groups) = (c.conv_kernel_size, c.conv_groups);
         if size == 0 {
             return Ok(None);
         }
-        let groups = c.usize("conv_groups").unwrap_or(1);
         if groups != 1 || size.is_multiple_of(2) {
             return Err(Error::invalid_model(format!(
                 "DeBERTa convolution with conv_groups {groups} / conv_kernel_size {size} is not \
@@ -392,7 +449,7 @@ impl ConvLayer {
         Ok(Some(Self {
             taps,
             bias: to_vec(&vb.get(h, "conv.bias")?)?,
-            act: Activation::from_name(c.str("conv_act").unwrap_or("tanh"))?,
+            act: Activation::from_name(&c.conv_act)?,
             norm: LayerNorm::load(&vb.pp("LayerNorm"), h, dims.eps)?,
         }))
     }
@@ -446,7 +503,7 @@ pub struct DebertaV2 {
 
 impl DebertaV2 {
     pub fn load(mut spec: LoadSpec<'_>) -> Result<Self> {
-        let c = spec.config;
+        let c: &Keys = &spec.config.typed()?;
         let cfg = Settings::from_config(c)?;
         let (h, eps) = (cfg.dims.hidden, cfg.dims.eps);
         check_sizes(c, &cfg.dims)?;
@@ -454,8 +511,7 @@ impl DebertaV2 {
         let embeddings = load_embeddings(&vb.pp("embeddings"), c, &cfg.dims)?;
         let encoder = vb.pp("encoder");
         let relative = c
-            .bool("relative_attention")
-            .unwrap_or(false)
+            .relative_attention
             .then(|| RelativePositions::from_config(c));
         let rel_embeddings = match &relative {
             Some(r) => Some(relative_embeddings(&encoder, c, r, h, eps)?),
@@ -475,7 +531,7 @@ impl DebertaV2 {
             })
             .collect::<Result<Vec<_>>>()?;
         let conv = ConvLayer::load(&encoder.pp("conv"), c, &cfg.dims)?;
-        let pooler_act = Activation::from_name(c.str("pooler_hidden_act").unwrap_or("gelu"))?;
+        let pooler_act = Activation::from_name(&c.pooler_hidden_act)?;
         let head = ClassificationHead::load(
             &spec.weights.pp("pooler").pp("dense"),
             &spec.weights.pp("classifier"),
@@ -489,7 +545,7 @@ impl DebertaV2 {
             conv,
             relative,
             head,
-            max_positions: c.usize("max_position_embeddings").unwrap_or(512),
+            max_positions: c.max_position_embeddings,
             dims: cfg.dims,
         })
     }
@@ -497,21 +553,16 @@ impl DebertaV2 {
 
 /// Sizes HF allows in a config but that this implementation does not
 /// (embedding projection, odd head sizes), or that cannot run at all.
-fn check_sizes(c: &ModelConfig, dims: &EncoderDims) -> Result<()> {
+fn check_sizes(c: &Keys, dims: &EncoderDims) -> Result<()> {
     let h = dims.hidden;
     let checks = [
-        ("embedding_size", c.usize("embedding_size").unwrap_or(h), h),
+        ("embedding_size", c.embedding_size.unwrap_or(h), h),
         (
             "attention_head_size",
-            c.usize("attention_head_size")
-                .unwrap_or(h / dims.heads.max(1)),
+            c.attention_head_size.unwrap_or(h / dims.heads.max(1)),
             dims.head_dim()?,
         ),
-        (
-            "pooler_hidden_size",
-            c.usize("pooler_hidden_size").unwrap_or(h),
-            h,
-        ),
+        ("pooler_hidden_size", c.pooler_hidden_size.unwrap_or(h), h),
     ];
     for (key, value, want) in checks {
         if value != want {
@@ -525,13 +576,13 @@ fn check_sizes(c: &ModelConfig, dims: &EncoderDims) -> Result<()> {
 
 /// Word (+ absolute position when `position_biased_input`, + token type
 /// when `type_vocab_size > 0`) embeddings, then LayerNorm.
-fn load_embeddings(vb: &VarBuilder, c: &ModelConfig, dims: &EncoderDims) -> Result<Embeddings> {
+fn load_embeddings(vb: &VarBuilder, c: &Keys, dims: &EncoderDims) -> Result<Embeddings> {
     let h = dims.hidden;
-    let position = match c.bool("position_biased_input").unwrap_or(true) {
+    let position = match c.position_biased_input {
         true => Some(Table::load(vb, "position_embeddings.weight", h)?),
         false => None,
     };
-    let token_type = match c.usize("type_vocab_size").unwrap_or(0) {
+    let token_type = match c.type_vocab_size {
         0 => None,
         _ => Some(Table::load(vb, "token_type_embeddings.weight", h)?),
     };
@@ -548,7 +599,7 @@ fn load_embeddings(vb: &VarBuilder, c: &ModelConfig, dims: &EncoderDims) -> Resu
 /// `layer_norm`: `[2 * span, hidden]`.
 fn relative_embeddings(
     encoder: &VarBuilder,
-    c: &ModelConfig,
+    c: &Keys,
     rel: &RelativePositions,
     h: usize,
     eps: f64,
@@ -562,7 +613,7 @@ fn relative_embeddings(
         )));
     }
     let rel_embeddings = matrix(table.data, table.rows, h)?;
-    let norm = c.str("norm_rel_ebd").unwrap_or("none").to_lowercase();
+    let norm = c.norm_rel_ebd.as_deref().unwrap_or("none").to_lowercase();
     if norm.split('|').any(|n| n.trim() == "layer_norm") {
         LayerNorm::load(&encoder.pp("LayerNorm"), h, eps)?.forward_inplace(&rel_embeddings)?;
     }
@@ -572,12 +623,7 @@ fn relative_embeddings(
 impl CrossEncoderModel for DebertaV2 {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
         let embedded = self.embeddings.forward(batch)?;
-        let max_len = batch
-            .cu_seqlens
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .max()
-            .unwrap_or(0);
+        let max_len = batch.longest();
         let index = self.relative.as_ref().map(|r| r.for_batch(max_len));
         let mut x = embedded.clone();
         for (i, layer) in self.layers.iter().enumerate() {

@@ -1,6 +1,7 @@
-//! Building blocks shared by the BERT-like families (BERT, RoBERTa,
-//! ELECTRA, DistilBERT...): absolute-position embeddings and the post-norm
-//! transformer layer, all on packed tokens.
+//! Building blocks shared by the encoder families: absolute-position
+//! embeddings, the post-norm transformer layer (BERT-like families and
+//! DeBERTa), the first-token classification head and its fresh-head rule,
+//! all on packed tokens.
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
@@ -125,6 +126,15 @@ impl Embeddings {
                 )));
             }
         }
+        if let (Some(table), Some(&ty)) = (&self.token_type, type_ids.iter().max()) {
+            if ty as usize >= table.rows {
+                return Err(Error::invalid_input(format!(
+                    "token type id {ty} is outside the model's token-type table ({} rows): \
+                     the tokenizer does not match the model",
+                    table.rows
+                )));
+            }
+        }
         if let (Some(table), Some(&last)) = (&self.position, positions.iter().max()) {
             if last >= table.rows {
                 return Err(Error::invalid_input(format!(
@@ -142,8 +152,7 @@ impl Embeddings {
                 add(row, table.row(positions[t]));
             }
             if let Some(table) = &self.token_type {
-                let ty = (type_ids[t] as usize).min(table.rows - 1);
-                add(row, table.row(ty));
+                add(row, table.row(type_ids[t] as usize));
             }
             self.norm.normalize_row(row);
         });
@@ -210,37 +219,38 @@ pub fn run_layers(layers: &[PostNormLayer], mut x: Tensor, cu_seqlens: &[usize])
     Ok(x)
 }
 
-/// Loads `count` layers stored under BERT's names at `{prefix}.{i}`.
-pub fn load_bert_layers(
-    vb: &VarBuilder,
-    prefix: &str,
-    dims: &EncoderDims,
-    precision: Precision,
-) -> Result<Vec<PostNormLayer>> {
-    (0..dims.layers)
-        .map(|i| {
-            PostNormLayer::load_bert_names(&vb.pp(format!("{prefix}.{i}")), dims)?
-                .with_precision(precision)
-        })
-        .collect()
+/// Where a post-norm layer's weights are, below the layer's prefix.
+pub struct LayerNames {
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub attn_out: &'static str,
+    pub attn_norm: &'static str,
+    pub ffn_in: &'static str,
+    pub ffn_out: &'static str,
+    pub ffn_norm: &'static str,
 }
 
 impl PostNormLayer {
-    /// Loads a layer stored under BERT's weight names
-    /// (`attention.self.query`, `intermediate.dense`, ...).
-    pub fn load_bert_names(vb: &VarBuilder, dims: &EncoderDims) -> Result<Self> {
+    /// Loads a layer stored under `names`; query, key and value become one
+    /// fused product.
+    pub fn load(
+        vb: &VarBuilder,
+        names: &LayerNames,
+        dims: &EncoderDims,
+        attention: AttentionSpec,
+    ) -> Result<Self> {
         let h = dims.hidden;
-        let attn = vb.pp("attention");
-        let qkv = ["query", "key", "value"].map(|name| attn.pp("self").pp(name));
+        let qkv = [names.query, names.key, names.value].map(|name| vb.pp(name));
         Ok(Self {
             qkv: Linear::load_fused(&qkv, h, h)?,
-            attn_out: Linear::load(&attn.pp("output").pp("dense"), h, h)?,
-            attn_norm: LayerNorm::load(&attn.pp("output").pp("LayerNorm"), h, dims.eps)?,
-            ffn_in: Linear::load(&vb.pp("intermediate").pp("dense"), h, dims.intermediate)?,
-            ffn_out: Linear::load(&vb.pp("output").pp("dense"), dims.intermediate, h)?,
-            ffn_norm: LayerNorm::load(&vb.pp("output").pp("LayerNorm"), h, dims.eps)?,
+            attn_out: Linear::load(&vb.pp(names.attn_out), h, h)?,
+            attn_norm: LayerNorm::load(&vb.pp(names.attn_norm), h, dims.eps)?,
+            ffn_in: Linear::load(&vb.pp(names.ffn_in), h, dims.intermediate)?,
+            ffn_out: Linear::load(&vb.pp(names.ffn_out), dims.intermediate, h)?,
+            ffn_norm: LayerNorm::load(&vb.pp(names.ffn_norm), h, dims.eps)?,
             act: dims.act,
-            attention: AttentionSpec::new(dims.heads, dims.head_dim()?),
+            attention,
         })
     }
 
@@ -265,7 +275,14 @@ impl PostNormLayer {
             packed_attention(&qkv, cu_seqlens, &self.attention)
         })?;
         drop(qkv);
-        let attended = self.attn_out.matmul(&context)?;
+        self.after_attention(x, &context)
+    }
+
+    /// What follows the attention (`context`, per token) in the layer whose
+    /// input was `x`: output projection, add & norm, feed-forward, add &
+    /// norm. Families with their own attention (DeBERTa) share it.
+    pub fn after_attention(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let attended = self.attn_out.matmul(context)?;
         time(Op::ResidualNorm, || {
             self.attn_norm
                 .add_residual_inplace(&attended, self.attn_out.bias.as_deref(), x)
@@ -372,5 +389,55 @@ impl ClassificationHead {
 
     pub fn num_labels(&self) -> usize {
         self.out.out_features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rows: usize, cols: usize) -> Table {
+        Table {
+            rows,
+            cols,
+            data: (0..rows * cols).map(|i| i as f32).collect(),
+        }
+    }
+
+    fn embeddings() -> Embeddings {
+        Embeddings {
+            word: table(10, 4),
+            position: Some(table(8, 4)),
+            token_type: Some(table(2, 4)),
+            norm: LayerNorm {
+                weight: vec![1.0; 4],
+                bias: Some(vec![0.0; 4]),
+                eps: 1e-12,
+            },
+            position_offset: 0,
+        }
+    }
+
+    fn batch(type_ids: &[u32]) -> PackedBatch {
+        PackedBatch {
+            ids: vec![1; type_ids.len()],
+            type_ids: type_ids.to_vec(),
+            cu_seqlens: vec![0, type_ids.len()],
+        }
+    }
+
+    #[test]
+    fn token_types_inside_the_table_embed() {
+        assert!(embeddings().forward(&batch(&[0, 0, 1, 1])).is_ok());
+    }
+
+    #[test]
+    fn a_token_type_beyond_the_table_is_an_error_not_the_last_row() {
+        // PyTorch raises an index error; clamping would hide a tokenizer
+        // that does not match the model.
+        let err = embeddings().forward(&batch(&[0, 1, 2])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("token type id 2"), "{message}");
+        assert!(message.contains("2 rows"), "{message}");
     }
 }

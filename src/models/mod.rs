@@ -4,13 +4,12 @@
 
 pub mod bert;
 pub mod deberta_v2;
-pub mod distilbert;
-pub mod electra;
 pub mod encoder;
 pub mod modernbert;
-pub mod roberta;
 
 use candle_nn::VarBuilder;
+
+use bert::{BertLike, Family};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -58,6 +57,15 @@ impl PackedBatch {
 
     pub fn num_tokens(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Tokens in the longest sequence.
+    pub fn longest(&self) -> usize {
+        self.cu_seqlens
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(0)
     }
 
     /// The row of each sequence's first token (`[CLS]` / `<s>`).
@@ -114,22 +122,19 @@ pub struct LoadSpec<'a> {
 /// weight names (`bert.embeddings...`); bare checkpoints have none.
 pub fn weight_prefix(model_type: &str) -> &'static str {
     match model_type {
-        "roberta" | "xlm-roberta" | "camembert" => "roberta",
         "deberta-v2" => "deberta",
         "modernbert" => "model",
-        "distilbert" => "distilbert",
-        "electra" => "electra",
-        _ => "bert",
+        other => Family::of(other).map_or("bert", |family| family.prefix),
     }
 }
 
 /// Picks the family for `config.model_type` and builds the model.
 pub fn load(spec: LoadSpec<'_>) -> Result<Box<dyn CrossEncoderModel>> {
-    match spec.config.model_type.as_str() {
-        "bert" => Ok(Box::new(bert::Bert::load(spec)?)),
-        "roberta" | "xlm-roberta" | "camembert" => Ok(Box::new(roberta::Roberta::load(spec)?)),
-        "distilbert" => Ok(Box::new(distilbert::DistilBert::load(spec)?)),
-        "electra" => Ok(Box::new(electra::Electra::load(spec)?)),
+    let model_type = spec.config.model_type.as_str();
+    if let Some(family) = Family::of(model_type) {
+        return Ok(Box::new(BertLike::load(family, spec)?));
+    }
+    match model_type {
         "modernbert" => Ok(Box::new(modernbert::ModernBert::load(spec)?)),
         "deberta-v2" => Ok(Box::new(deberta_v2::DebertaV2::load(spec)?)),
         other => Err(Error::UnsupportedModel {

@@ -8,11 +8,12 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, Table};
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
-use crate::config::ModelConfig;
+use crate::config::defaults;
 use crate::error::{Error, Result};
 use crate::ops::kernels::{add_residual_inplace, gated_activation, gather_rows, mean_rows};
 use crate::ops::profile::{time, Op};
@@ -24,6 +25,67 @@ use crate::ops::{
 /// HF's defaults for the two rotary thetas (ModernBertConfig).
 const DEFAULT_GLOBAL_THETA: f64 = 160_000.0;
 const DEFAULT_LOCAL_THETA: f64 = 10_000.0;
+
+/// The keys of ModernBERT's `config.json`, with `ModernBertConfig`'s
+/// defaults for what a config leaves out.
+#[derive(Deserialize)]
+struct Keys {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    #[serde(default = "default_norm_eps")]
+    norm_eps: f64,
+    #[serde(default = "defaults::gelu")]
+    hidden_activation: String,
+    #[serde(default = "default_local_attention")]
+    local_attention: usize,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default)]
+    mlp_bias: bool,
+    #[serde(default)]
+    norm_bias: bool,
+    #[serde(default)]
+    classifier_bias: bool,
+    /// transformers >= 5: `full_attention` / `sliding_attention` per layer.
+    layer_types: Option<Vec<String>>,
+    #[serde(default = "default_global_every")]
+    global_attn_every_n_layers: usize,
+    /// transformers >= 5: per layer type, `rope_theta` and `rope_type`.
+    rope_parameters: Option<Value>,
+    rope_scaling: Option<Value>,
+    #[serde(default = "default_global_theta")]
+    global_rope_theta: f64,
+    /// Absent: 10,000; `null`: the global theta.
+    #[serde(default, deserialize_with = "defaults::present")]
+    local_rope_theta: Option<Option<f64>>,
+    #[serde(default = "default_pooling")]
+    classifier_pooling: String,
+    #[serde(default = "defaults::gelu")]
+    classifier_activation: String,
+    #[serde(default = "default_max_positions")]
+    max_position_embeddings: usize,
+}
+
+fn default_norm_eps() -> f64 {
+    1e-5
+}
+fn default_local_attention() -> usize {
+    128
+}
+fn default_global_every() -> usize {
+    3
+}
+fn default_global_theta() -> f64 {
+    DEFAULT_GLOBAL_THETA
+}
+fn default_pooling() -> String {
+    "cls".into()
+}
+fn default_max_positions() -> usize {
+    8192
+}
 
 /// Which attention a layer runs: global layers see the whole sequence,
 /// local ones only tokens within `local_attention / 2` positions. Each
@@ -142,20 +204,20 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_config(c: &ModelConfig) -> Result<Self> {
+    fn from_config(c: &Keys) -> Result<Self> {
         Ok(Self {
             dims: EncoderDims {
-                hidden: c.require("hidden_size")?,
-                heads: c.require("num_attention_heads")?,
-                intermediate: c.require("intermediate_size")?,
-                layers: c.require("num_hidden_layers")?,
-                eps: c.f64("norm_eps").unwrap_or(1e-5),
-                act: Activation::from_name(c.str("hidden_activation").unwrap_or("gelu"))?,
+                hidden: c.hidden_size,
+                heads: c.num_attention_heads,
+                intermediate: c.intermediate_size,
+                layers: c.num_hidden_layers,
+                eps: c.norm_eps,
+                act: Activation::from_name(&c.hidden_activation)?,
             },
-            half_window: c.usize("local_attention").unwrap_or(128) / 2,
-            attention_bias: c.bool("attention_bias").unwrap_or(false),
-            mlp_bias: c.bool("mlp_bias").unwrap_or(false),
-            norm_bias: c.bool("norm_bias").unwrap_or(false),
+            half_window: c.local_attention / 2,
+            attention_bias: c.attention_bias,
+            mlp_bias: c.mlp_bias,
+            norm_bias: c.norm_bias,
         })
     }
 
@@ -170,8 +232,8 @@ impl Settings {
 
 /// Each layer's span: `layer_types` (transformers >= 5) or, in older
 /// configs, global every `global_attn_every_n_layers` layers from layer 0.
-fn layer_spans(c: &ModelConfig, layers: usize) -> Result<Vec<Span>> {
-    if let Some(types) = c.raw.get("layer_types").and_then(Value::as_array) {
+fn layer_spans(c: &Keys, layers: usize) -> Result<Vec<Span>> {
+    if let Some(types) = &c.layer_types {
         if types.len() != layers {
             return Err(Error::invalid_model(format!(
                 "layer_types lists {} layers, num_hidden_layers is {layers}",
@@ -181,15 +243,15 @@ fn layer_spans(c: &ModelConfig, layers: usize) -> Result<Vec<Span>> {
         return types
             .iter()
             .map(|t| match t.as_str() {
-                Some("full_attention") => Ok(Span::Global),
-                Some("sliding_attention") => Ok(Span::Local),
+                "full_attention" => Ok(Span::Global),
+                "sliding_attention" => Ok(Span::Local),
                 _ => Err(Error::invalid_model(format!(
-                    "layer_types entry {t} is not \"full_attention\" or \"sliding_attention\""
+                    "layer_types entry {t:?} is not \"full_attention\" or \"sliding_attention\""
                 ))),
             })
             .collect();
     }
-    let every = c.usize("global_attn_every_n_layers").unwrap_or(3);
+    let every = c.global_attn_every_n_layers;
     if every == 0 {
         return Err(Error::invalid_model(
             "global_attn_every_n_layers must be at least 1",
@@ -210,11 +272,12 @@ fn layer_spans(c: &ModelConfig, layers: usize) -> Result<Vec<Span>> {
 /// transformers 5, else `global_rope_theta` / `local_rope_theta` (a null
 /// local theta means the global one). Only the default RoPE is implemented: scaled
 /// variants are refused rather than silently computed unscaled.
-fn rope_theta(c: &ModelConfig, span: Span) -> Result<f64> {
+fn rope_theta(c: &Keys, span: Span) -> Result<f64> {
     let params = c
-        .raw
-        .pointer(&format!("/rope_parameters/{}", span.layer_type()));
-    for scaling in [params, c.raw.get("rope_scaling")].into_iter().flatten() {
+        .rope_parameters
+        .as_ref()
+        .and_then(|p| p.get(span.layer_type()));
+    for scaling in [params, c.rope_scaling.as_ref()].into_iter().flatten() {
         let kind = scaling
             .get("rope_type")
             .or_else(|| scaling.get("type"))
@@ -231,14 +294,11 @@ fn rope_theta(c: &ModelConfig, span: Span) -> Result<f64> {
     {
         return Ok(theta);
     }
-    let global = c.f64("global_rope_theta").unwrap_or(DEFAULT_GLOBAL_THETA);
-    Ok(match (span, c.raw.get("local_rope_theta")) {
-        (Span::Global, _) => global,
+    Ok(match (span, c.local_rope_theta) {
+        (Span::Global, _) => c.global_rope_theta,
         (Span::Local, None) => DEFAULT_LOCAL_THETA,
-        (Span::Local, Some(Value::Null)) => global,
-        (Span::Local, Some(v)) => v
-            .as_f64()
-            .ok_or_else(|| Error::invalid_model(format!("local_rope_theta {v} is not a number")))?,
+        (Span::Local, Some(None)) => c.global_rope_theta,
+        (Span::Local, Some(Some(theta))) => theta,
     })
 }
 
@@ -252,10 +312,9 @@ struct Head {
 }
 
 impl Head {
-    fn load(spec: &mut LoadSpec<'_>, cfg: &Settings) -> Result<Self> {
-        let c = spec.config;
+    fn load(spec: &mut LoadSpec<'_>, c: &Keys, cfg: &Settings) -> Result<Self> {
         let h = cfg.dims.hidden;
-        let pooling = match c.str("classifier_pooling").unwrap_or("cls") {
+        let pooling = match c.classifier_pooling.as_str() {
             "cls" => Pooling::Cls,
             "mean" => Pooling::Mean,
             other => {
@@ -269,8 +328,7 @@ impl Head {
         // A bare encoder has no head at all; load_or_init_linear refuses it
         // unless the caller asked for a fresh one (then the norm starts at 1).
         let dense = if head.contains_tensor("dense.weight") {
-            let bias = c.bool("classifier_bias").unwrap_or(false);
-            Linear::load_opt_bias(&head.pp("dense"), h, h, bias)?
+            Linear::load_opt_bias(&head.pp("dense"), h, h, c.classifier_bias)?
         } else {
             load_or_init_linear(&head.pp("dense"), h, h, allow, spec.warnings)?
         };
@@ -287,7 +345,7 @@ impl Head {
         Ok(Self {
             pooling,
             dense,
-            act: Activation::from_name(c.str("classifier_activation").unwrap_or("gelu"))?,
+            act: Activation::from_name(&c.classifier_activation)?,
             norm,
             classifier: load_or_init_linear(&classifier, h, spec.num_labels, allow, spec.warnings)?,
         })
@@ -319,7 +377,7 @@ pub struct ModernBert {
 
 impl ModernBert {
     pub fn load(mut spec: LoadSpec<'_>) -> Result<Self> {
-        let c = spec.config;
+        let c: &Keys = &spec.config.typed()?;
         let cfg = Settings::from_config(c)?;
         let (h, head_dim) = (cfg.dims.hidden, cfg.dims.head_dim()?);
         let vb = spec.weights.pp("model");
@@ -341,7 +399,7 @@ impl ModernBert {
             })
             .collect::<Result<Vec<_>>>()?;
         let final_norm = cfg.norm(&vb.pp("final_norm"))?;
-        let head = Head::load(&mut spec, &cfg)?;
+        let head = Head::load(&mut spec, c, &cfg)?;
         Ok(Self {
             embeddings,
             layers,
@@ -349,7 +407,7 @@ impl ModernBert {
             head,
             global_rope: Rope::new(head_dim, rope_theta(c, Span::Global)?)?,
             local_rope: Rope::new(head_dim, rope_theta(c, Span::Local)?)?,
-            max_positions: c.usize("max_position_embeddings").unwrap_or(8192),
+            max_positions: c.max_position_embeddings,
             dims: cfg.dims,
         })
     }
@@ -358,12 +416,7 @@ impl ModernBert {
 impl CrossEncoderModel for ModernBert {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
         let mut x = self.embeddings.forward(batch)?;
-        let max_len = batch
-            .cu_seqlens
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .max()
-            .unwrap_or(0);
+        let max_len = batch.longest();
         let global = self.global_rope.table(max_len);
         let local = self.local_rope.table(max_len);
         for layer in &self.layers {

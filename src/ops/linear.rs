@@ -76,19 +76,24 @@ impl Linear {
 
     /// Several loaded layers that read the same input, fused into one
     /// product: weights concatenated along `out`. For layers also used
-    /// alone (DeBERTa's position projections); otherwise [`Self::load_fused`]
-    /// saves packing the weights twice.
+    /// alone; otherwise [`Self::load_fused`] saves packing the weights twice.
     pub fn fuse(parts: &[Linear]) -> Result<Self> {
         let weights = parts
             .iter()
             .map(Linear::weight)
             .collect::<Result<Vec<_>>>()?;
         let weight = Tensor::cat(&weights, 0)?;
-        let bias = if parts.iter().all(|p| p.bias.is_some()) {
-            Some(parts.iter().flat_map(|p| p.bias.clone().unwrap()).collect())
-        } else {
-            None
-        };
+        // A part without a bias adds zeros: dropping every part's bias
+        // because one has none would change the others' outputs.
+        let bias = parts.iter().any(|p| p.bias.is_some()).then(|| {
+            parts
+                .iter()
+                .flat_map(|p| match &p.bias {
+                    Some(bias) => bias.clone(),
+                    None => vec![0.0; p.out_features],
+                })
+                .collect()
+        });
         Self::from_weight(&weight, bias)
     }
 
@@ -229,4 +234,32 @@ fn on_rows(
         let out = with_f32(&x, |data| product(data, rows))?;
         super::matrix(out, rows, out_features)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::matrix;
+
+    fn part(seed: f32, bias: Option<Vec<f32>>) -> Linear {
+        let data: Vec<f32> = (0..12).map(|i| (i as f32 * seed).sin()).collect();
+        Linear::from_weight(&matrix(data, 3, 4).unwrap(), bias).unwrap()
+    }
+
+    #[test]
+    fn fusing_keeps_each_parts_bias_when_one_part_has_none() {
+        let with_bias = || part(0.7, Some(vec![1.0, -2.0, 3.0]));
+        let without = || part(1.3, None);
+        let x = matrix((0..8).map(|i| i as f32 / 8.0).collect(), 2, 4).unwrap();
+        let fused = Linear::fuse(&[with_bias(), without()]).unwrap();
+        let got = to_vec(&fused.forward(&x).unwrap()).unwrap();
+        let a = to_vec(&with_bias().forward(&x).unwrap()).unwrap();
+        let b = to_vec(&without().forward(&x).unwrap()).unwrap();
+        for row in 0..2 {
+            let want = [&a[row * 3..row * 3 + 3], &b[row * 3..row * 3 + 3]].concat();
+            for (g, w) in got[row * 6..row * 6 + 6].iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "row {row}: {got:?} vs {want:?}");
+            }
+        }
+    }
 }
