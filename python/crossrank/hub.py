@@ -1,7 +1,7 @@
 """Resolving ``model_name_or_path`` to a local model directory.
 
 A path that exists is used as it is. Anything else is a Hugging Face Hub model id, resolved
-by the Rust core (``hf-hub``) into the cache layout ``huggingface_hub`` uses
+by the Rust core (``src/hub``) into the cache layout ``huggingface_hub`` uses
 (``$HF_HOME/hub/models--org--name/snapshots/<commit>/``), so models that
 sentence-transformers downloaded are found without network access and the other way round.
 

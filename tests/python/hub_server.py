@@ -1,6 +1,6 @@
 """A small Hugging Face Hub look-alike on loopback, serving fixture model directories.
 
-It answers what ``hf-hub`` (and ``huggingface_hub``) ask for:
+It answers what crossrank's hub client (and ``huggingface_hub``) ask for:
 
 - ``GET /api/models/{repo}`` and ``GET /api/models/{repo}/revision/{rev}``: model info
   (``sha``, ``siblings`` with sizes), ``X-Error-Code: RepoNotFound`` / ``RevisionNotFound``

@@ -67,7 +67,7 @@ def test_download_then_load_matches_local_dir(server: HubServer, tmp_path: Path)
         assert link.read_bytes() == (fixture("bert-st5-1label") / name).read_bytes()
     # No ref named after the commit, no partial downloads.
     assert os.listdir(cache / "refs") == ["main"]
-    assert not [p for p in (cache / "blobs").iterdir() if p.suffix == ".part"]
+    assert not [p for p in (cache / "blobs").iterdir() if p.suffix in (".part", ".incomplete")]
     assert sorted(server.requested_files("org/bert")) == MODEL_FILES
 
 
@@ -222,8 +222,9 @@ def test_connection_dropped_mid_file(server: HubServer, tmp_path: Path) -> None:
     with pytest.raises(OSError, match=r"model.safetensors.*failed.*resumes"):
         CrossEncoder("org/bert")
     cache = repo_cache(tmp_path)
-    # The partial body is only a .part file: nothing a load would use.
-    assert [p.name for p in (cache / "blobs").glob("*.part")]
+    # The partial body is only an .incomplete blob (huggingface_hub's name for one): nothing
+    # a load would use.
+    assert [p.name for p in (cache / "blobs").glob("*.incomplete")]
     assert not list(cache.glob("snapshots/*/model.safetensors"))
     assert not (cache / "refs" / "main").exists()
     with pytest.raises(OSError, match="not in the cache"):
@@ -231,7 +232,27 @@ def test_connection_dropped_mid_file(server: HubServer, tmp_path: Path) -> None:
     # The next try resumes and gets the right bytes.
     model = CrossEncoder("org/bert")
     np.testing.assert_allclose(model.predict(PAIRS), local_scores(), rtol=1e-6)
-    assert not list((cache / "blobs").glob("*.part"))
+    assert not list((cache / "blobs").glob("*.incomplete"))
+
+
+def test_an_interrupted_download_resumes_with_a_range_request(
+    server: HubServer, tmp_path: Path
+) -> None:
+    server.drop_mid_file.append("model.safetensors")
+    with pytest.raises(OSError, match="resumes"):
+        hub.resolve_model("org/bert")
+    (partial,) = (repo_cache(tmp_path) / "blobs").glob("*.incomplete")
+    kept = partial.stat().st_size
+    assert kept > 0
+    server.requests.clear()
+    path = hub.resolve_model("org/bert")
+    weights = fixture("bert-st5-1label") / "model.safetensors"
+    assert (path / "model.safetensors").read_bytes() == weights.read_bytes()
+    # Only the missing bytes were asked for, through the hub's redirect to its CDN.
+    ranges = {r.path.split("/", 2)[1]: r.headers.get("range") for r in server.requests
+              if r.method == "GET" and r.path.endswith("/model.safetensors")}
+    assert ranges == {"org": f"bytes={kept}-", "cdn": f"bytes={kept}-"}
+    assert server.requested_files("org/bert") == ["model.safetensors"]
 
 
 def test_offline_with_an_incomplete_snapshot(
