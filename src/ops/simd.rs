@@ -219,3 +219,18 @@ pub fn max_abs(xs: &[f32]) -> f32 {
     rest.iter()
         .fold(m, |m, &x| if x.abs() > m { x.abs() } else { m })
 }
+
+#[cfg(all(test, not(all(target_arch = "x86_64", not(crossrank_portable)))))]
+mod tests {
+    use super::*;
+
+    /// Off x86_64, and under `--cfg crossrank_portable`, only the scalar
+    /// path exists, whatever the CPU.
+    #[test]
+    fn portable_builds_run_scalar_only() {
+        assert_eq!(cpu_level(), Level::Baseline);
+        assert_eq!(runnable_isas(), vec![Isa::Scalar]);
+        assert_eq!(active_isa(), Isa::Scalar);
+        assert!(!super::super::precision::native_bf16());
+    }
+}
