@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
 use super::attention_avx512;
 use super::profile::{time, Op};
 use super::simd::{self, vectorized};
@@ -37,7 +37,10 @@ impl AttentionSpec {
 /// A raw pointer that may cross threads: tasks write disjoint regions.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedOut(pub(crate) *mut f32);
+// SAFETY: only a pointer; the tasks it is shared with write disjoint
+// rows and columns of its buffer (see `attention_on`).
 unsafe impl Send for SharedOut {}
+// SAFETY: as for `Send`: no two tasks write the same element.
 unsafe impl Sync for SharedOut {}
 
 /// `qkv`: `[tokens, 3 * heads * head_dim]`, query | key | value blocks,
@@ -54,7 +57,11 @@ pub fn packed_attention(
 /// How each (sequence, head) is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
-    /// The AVX-512 register kernel (`attention_avx512`).
+    /// The AVX-512 register kernel (`attention_avx512`), x86_64 only.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", not(crossrank_portable))),
+        allow(dead_code)
+    )]
     Registers,
     /// Two `gemm` calls and a softmax per block of rows: any CPU, any head.
     Gemm,
@@ -62,7 +69,7 @@ enum Kernel {
 
 impl Kernel {
     fn best_for(head_dim: usize) -> Self {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
         if attention_avx512::supported(head_dim) {
             return Kernel::Registers;
         }
@@ -93,7 +100,7 @@ fn attention_on(
             .flat_map(|s| (0..spec.heads).map(move |h| (s, h)))
             .collect();
         match kernel {
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
             Kernel::Registers => {
                 tasks
                     .par_iter()
@@ -119,7 +126,7 @@ fn attention_on(
 
 /// Head `head` of the sequence at tokens `start..start + len`, for the
 /// AVX-512 kernel.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
 fn register_head(
     qkv: &[f32],
     out: SharedOut,
@@ -153,6 +160,11 @@ const ROW_BLOCK: usize = 128;
 
 /// One (sequence, head): `softmax(scale Q K^T) V`, a block of query rows at
 /// a time.
+///
+/// # Safety
+/// `out` is valid for writes of `tokens x hidden` floats (`qkv`'s
+/// rows), `start + len` is at most `qkv`'s rows, and no other thread
+/// writes rows `start..start + len` of head `head`'s columns.
 #[allow(clippy::too_many_arguments)]
 unsafe fn attend_one(
     qkv: &[f32],
@@ -164,60 +176,70 @@ unsafe fn attend_one(
     spec: &AttentionSpec,
     scores: &mut Vec<f32>,
 ) {
-    let d = spec.head_dim;
-    let row = 3 * hidden;
-    let q = qkv.as_ptr().add(start * row + head * d);
-    let k = q.add(hidden);
-    let v = q.add(2 * hidden);
-    let mut inverse_sums = [0f32; ROW_BLOCK];
-    for first in (0..len).step_by(ROW_BLOCK) {
-        let rows = ROW_BLOCK.min(len - first);
-        // Every score is written by the product below: no need to zero.
-        if scores.len() < rows * len {
-            scores.resize(rows * len, 0.0);
+    // SAFETY: the pointers stay inside `qkv` (rows `start..start + len`
+    // of head `head`) and inside the output rows and head columns that the
+    // caller gave this task.
+    unsafe {
+        let d = spec.head_dim;
+        let row = 3 * hidden;
+        let q = qkv.as_ptr().add(start * row + head * d);
+        let k = q.add(hidden);
+        let v = q.add(2 * hidden);
+        let mut inverse_sums = [0f32; ROW_BLOCK];
+        for first in (0..len).step_by(ROW_BLOCK) {
+            let rows = ROW_BLOCK.min(len - first);
+            // Every score is written by the product below: no need to zero.
+            if scores.len() < rows * len {
+                scores.resize(rows * len, 0.0);
+            }
+            let scores = &mut scores[..rows * len];
+            // scores = scale * Q K^T for this block (K^T is K read column-wise).
+            time(Op::AttentionScores, || {
+                scaled_dot_products(
+                    rows,
+                    len,
+                    d,
+                    scores.as_mut_ptr(),
+                    q.add(first * row),
+                    row,
+                    k,
+                    row,
+                    spec.scale,
+                )
+            });
+            time(Op::AttentionSoftmax, || {
+                for (i, r) in (first..).zip(scores.chunks_mut(len)) {
+                    let (lo, hi) = match spec.half_window {
+                        Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+                        None => (0, len),
+                    };
+                    inverse_sums[i - first] = exp_shifted(&mut r[lo..hi]);
+                    r[..lo].fill(0.0);
+                    r[hi..].fill(0.0);
+                }
+            });
+            // out = P V, written into this head's columns of the block's rows,
+            // then each row divided by its softmax sum.
+            time(Op::AttentionValues, || {
+                let dst = out.0.add((start + first) * hidden + head * d);
+                weighted_rows(rows, d, len, scores.as_ptr(), v, row, dst, hidden);
+                for (i, &inv) in inverse_sums[..rows].iter().enumerate() {
+                    // Only this head's columns: other tasks write the rest.
+                    let out_row = std::slice::from_raw_parts_mut(dst.add(i * hidden), d);
+                    out_row.iter_mut().for_each(|x| *x *= inv);
+                }
+            });
         }
-        let scores = &mut scores[..rows * len];
-        // scores = scale * Q K^T for this block (K^T is K read column-wise).
-        time(Op::AttentionScores, || {
-            scaled_dot_products(
-                rows,
-                len,
-                d,
-                scores.as_mut_ptr(),
-                q.add(first * row),
-                row,
-                k,
-                row,
-                spec.scale,
-            )
-        });
-        time(Op::AttentionSoftmax, || {
-            for (i, r) in (first..).zip(scores.chunks_mut(len)) {
-                let (lo, hi) = match spec.half_window {
-                    Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
-                    None => (0, len),
-                };
-                inverse_sums[i - first] = exp_shifted(&mut r[lo..hi]);
-                r[..lo].fill(0.0);
-                r[hi..].fill(0.0);
-            }
-        });
-        // out = P V, written into this head's columns of the block's rows,
-        // then each row divided by its softmax sum.
-        time(Op::AttentionValues, || {
-            let dst = out.0.add((start + first) * hidden + head * d);
-            weighted_rows(rows, d, len, scores.as_ptr(), v, row, dst, hidden);
-            for (i, &inv) in inverse_sums[..rows].iter().enumerate() {
-                // Only this head's columns: other tasks write the rest.
-                let out_row = std::slice::from_raw_parts_mut(dst.add(i * hidden), d);
-                out_row.iter_mut().for_each(|x| *x *= inv);
-            }
-        });
     }
 }
 
 /// `dst[m, n] = scale * a[m, k] . b[n, k]^T` (one small single-threaded
 /// gemm): `a` and `b` rows `a_rs` / `b_rs` apart, `dst` row-major `n` wide.
+///
+/// # Safety
+/// `a` is valid for reads of `m` rows of `k` floats `a_rs` apart, `b`
+/// of `n` rows of `k` floats `b_rs` apart, and `dst` for writes of `m x n`
+/// floats that nothing else accesses meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn scaled_dot_products(
     m: usize,
@@ -230,31 +252,40 @@ pub(crate) unsafe fn scaled_dot_products(
     b_rs: usize,
     scale: f32,
 ) {
-    gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        n as isize,
-        false,
-        a,
-        1,
-        a_rs as isize,
-        b,
-        b_rs as isize,
-        1,
-        0.0,
-        scale,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
+    // SAFETY: the caller's contract is the one `gemm` needs for these
+    // shapes and strides.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            false,
+            a,
+            1,
+            a_rs as isize,
+            b,
+            b_rs as isize,
+            1,
+            0.0,
+            scale,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
 }
 
 /// `dst[m, n] = p[m, k] v[k, n]`: attention weights `p` (row-major, `k`
 /// wide) times value rows `v_rs` apart, into rows `dst_rs` apart.
+///
+/// # Safety
+/// `p` is valid for reads of `m x k` floats, `v` of `k` rows of `n`
+/// floats `v_rs` apart, and `dst` for writes of `m` rows of `n` floats
+/// `dst_rs` apart that nothing else accesses meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn weighted_rows(
     m: usize,
@@ -266,27 +297,31 @@ pub(crate) unsafe fn weighted_rows(
     dst: *mut f32,
     dst_rs: usize,
 ) {
-    gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs as isize,
-        false,
-        p,
-        1,
-        k as isize,
-        v,
-        1,
-        v_rs as isize,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
+    // SAFETY: the caller's contract is the one `gemm` needs for these
+    // shapes and strides.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            p,
+            1,
+            k as isize,
+            v,
+            1,
+            v_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
 }
 
 vectorized! {

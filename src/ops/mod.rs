@@ -42,8 +42,10 @@ pub(crate) fn unwritten(len: usize) -> Vec<std::mem::MaybeUninit<f32>> {
 /// Every element of `v` must be initialised.
 pub(crate) unsafe fn assume_init(v: Vec<std::mem::MaybeUninit<f32>>) -> Vec<f32> {
     let mut v = std::mem::ManuallyDrop::new(v);
-    // MaybeUninit<f32> has f32's layout.
-    Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity())
+    // SAFETY: MaybeUninit<f32> has f32's layout, so the allocation, length
+    // and capacity carry over; the elements are initialised (the caller's
+    // contract), and `ManuallyDrop` keeps the old vector from freeing it.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
 }
 
 /// Runs `f` on the contiguous f32 buffer of a CPU tensor.

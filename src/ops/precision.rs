@@ -68,7 +68,7 @@ impl Precision {
 
 /// Whether the CPU multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16).
 pub fn native_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
     {
         if std::is_x86_feature_detected!("avx512bf16") {
             return true;

@@ -14,15 +14,21 @@ macro_rules! vectorized {
         $vis fn $name $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn body $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
             {
+                /// # Safety
+                /// The CPU has AVX-512 F, VL, BW and DQ.
                 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
                 unsafe fn avx512 $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                /// # Safety
+                /// The CPU has AVX2 and FMA.
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2 $(<$lt>)? ($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 match $crate::ops::simd::level() {
-                    // SAFETY: the CPU was checked to have these features.
+                    // SAFETY: `level` found AVX-512 F/VL/BW/DQ on this CPU
+                    // (std's detection), capped only downwards.
                     $crate::ops::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: `level` found AVX2 and FMA on this CPU.
                     $crate::ops::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
                     $crate::ops::simd::Level::Baseline => {}
                 }
@@ -92,10 +98,11 @@ pub fn level() -> Level {
     }
 }
 
-/// The widest vector level this CPU runs (cached by std's detection).
+/// The widest vector level this CPU runs (cached by std's detection);
+/// always `Baseline` off x86_64 and under `--cfg crossrank_portable`.
 #[inline]
 pub fn cpu_level() -> Level {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
     {
         if std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512vl")
@@ -211,4 +218,19 @@ pub fn max_abs(xs: &[f32]) -> f32 {
     let m = acc.iter().fold(0f32, |m, &x| if x > m { x } else { m });
     rest.iter()
         .fold(m, |m, &x| if x.abs() > m { x.abs() } else { m })
+}
+
+#[cfg(all(test, not(all(target_arch = "x86_64", not(crossrank_portable)))))]
+mod tests {
+    use super::*;
+
+    /// Off x86_64, and under `--cfg crossrank_portable`, only the scalar
+    /// path exists, whatever the CPU.
+    #[test]
+    fn portable_builds_run_scalar_only() {
+        assert_eq!(cpu_level(), Level::Baseline);
+        assert_eq!(runnable_isas(), vec![Isa::Scalar]);
+        assert_eq!(active_isa(), Isa::Scalar);
+        assert!(!super::super::precision::native_bf16());
+    }
 }

@@ -11,18 +11,20 @@
 //! registers over the whole inner dimension. Both give exactly the sums of
 //! the scalar kernel (no overflow by construction, see `activation_levels`).
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
 use std::arch::x86_64::*;
 
-use super::{Activation, BlockSums, QuantizedWeight, Rows, PANEL, ROW_BLOCK};
+use super::{Activation, QuantizedWeight, Rows};
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
+use super::{BlockSums, PANEL, ROW_BLOCK};
 
 /// Whether this CPU has the AVX-512 VNNI kernel's instructions.
 pub fn has_avx512_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
     {
         std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512vl")
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(crossrank_portable))))]
     false
 }
 
@@ -37,21 +39,28 @@ pub fn run(
     act: Activation,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked that this CPU has these features.
+    #[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
+    // SAFETY: the caller checked the features (`matmul_on` asserts that
+    // the CPU runs the kernel's ISA, and `kernel_for` picks VNNI only where
+    // `has_avx512_vnni` found it).
     unsafe {
         match vnni {
             true => run_avx512_vnni(rows, weight, bias, act, out),
             false => run_avx2(rows, weight, bias, act, out),
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    super::scalar::run(rows, weight, bias, act, out)
+    // Portable builds have only the scalar kernel (and `matmul_on`, which
+    // requires the ISA, never gets here: they run no ISA but scalar).
+    #[cfg(not(all(target_arch = "x86_64", not(crossrank_portable))))]
+    {
+        let _ = vnni;
+        super::scalar::run(rows, weight, bias, act, out)
+    }
 }
 
 /// # Safety
 /// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2(
     rows: Rows<'_>,
@@ -74,7 +83,7 @@ unsafe fn run_avx2(
 
 /// # Safety
 /// The CPU must have AVX2, FMA, AVX-512 VNNI and AVX-512 VL.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
 unsafe fn run_avx512_vnni(
     rows: Rows<'_>,
@@ -100,7 +109,7 @@ unsafe fn run_avx512_vnni(
 /// # Safety
 /// The CPU must have AVX2 and whatever `mac` uses; inlined into callers
 /// compiled for those.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(crossrank_portable)))]
 #[inline(always)]
 unsafe fn block_sums(
     a: &[i16],
@@ -112,23 +121,24 @@ unsafe fn block_sums(
     let width = 2 * pairs;
     assert!(a.len() >= ROW_BLOCK * width && panel.len() >= pairs * 2 * PANEL);
     let (a, panel) = (a.as_ptr(), panel.as_ptr());
-    let mut acc = [[_mm256_setzero_si256(); 2]; ROW_BLOCK];
-    for p in 0..pairs {
-        // SAFETY (loop body): p < pairs and r < ROW_BLOCK stay inside the
-        // slices, whose lengths were asserted above; AVX2 is the caller's.
-        let w = unsafe { panel.add(p * 2 * PANEL) };
-        let w_lo = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.cast())) };
-        let w_hi = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(PANEL).cast())) };
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let pair = unsafe { a.add(r * width + 2 * p).cast::<i32>().read_unaligned() };
-            let x = _mm256_set1_epi32(pair);
-            acc[0] = mac(acc[0], x, w_lo);
-            acc[1] = mac(acc[1], x, w_hi);
+    // SAFETY: AVX2 (and `mac`'s features) is the caller's contract;
+    // `p < pairs` and `r < ROW_BLOCK` keep every load inside `a` and
+    // `panel`, whose lengths were asserted above; each row of `sums` holds
+    // 16 i32, two registers' worth.
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); 2]; ROW_BLOCK];
+        for p in 0..pairs {
+            let w = panel.add(p * 2 * PANEL);
+            let w_lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.cast()));
+            let w_hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(PANEL).cast()));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let pair = a.add(r * width + 2 * p).cast::<i32>().read_unaligned();
+                let x = _mm256_set1_epi32(pair);
+                acc[0] = mac(acc[0], x, w_lo);
+                acc[1] = mac(acc[1], x, w_hi);
+            }
         }
-    }
-    for (acc, out) in acc.iter().zip(sums.iter_mut()) {
-        // SAFETY: each row of sums holds 16 i32, two registers' worth.
-        unsafe {
+        for (acc, out) in acc.iter().zip(sums.iter_mut()) {
             _mm256_storeu_si256(out.as_mut_ptr().cast(), acc[0]);
             _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), acc[1]);
         }
