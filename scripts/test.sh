@@ -39,7 +39,8 @@ cargo fmt --check
 cargo clippy --release --all-targets --features python -- -D warnings
 
 echo "== Rust tests"
-cargo test --release --lib --tests
+# Every fixture must run here (the real-weights one was assembled above).
+CROSSRANK_REQUIRE_ALL_FIXTURES=1 cargo test --release --lib --tests
 
 echo "== Python tests (against the installed wheel)"
 # Run from a directory that does not shadow the installed package.
@@ -69,7 +70,7 @@ for isa in scalar avx2 avx512 amx; do
         echo "   (parity and precision tests ran on $isa above: it is the default path here)"
         continue
     fi
-    CROSSRANK_ISA=$isa cargo test --release --test parity
+    CROSSRANK_REQUIRE_ALL_FIXTURES=1 CROSSRANK_ISA=$isa cargo test --release --test parity
     # The real-model ranking test scores 1,000 pairs: too slow for the scalar kernel, whose
     # int8 sums the fixture tests check against the vector kernels' (identical by test).
     QUALITY=test_ranking_quality.py

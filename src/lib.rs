@@ -7,7 +7,6 @@
 //! CPU hot path they share, [`engine`] batches pairs through a model, and
 //! `python` (feature `python`) is the thin pyo3 layer.
 
-#[cfg(target_os = "linux")]
 pub mod alloc;
 pub mod config;
 pub mod engine;
@@ -21,9 +20,9 @@ pub mod weights;
 #[cfg(feature = "python")]
 mod python;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "keeping-allocator"))]
 #[global_allocator]
-static ALLOCATOR: alloc::KeepingAllocator = alloc::KeepingAllocator;
+static ALLOCATOR: alloc::keeping::KeepingAllocator = alloc::keeping::KeepingAllocator;
 
 pub use engine::{CrossEncoder, LoadOptions};
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@
 //! <cache>/.locks/models--org--name/<etag>.lock            held while a blob downloads
 //! ```
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -157,13 +157,9 @@ pub(super) fn read_index(path: &Path) -> Result<Vec<String>> {
     Ok(shards)
 }
 
-/// A path that stays inside the directory it is joined to.
-pub(super) fn is_safe_relative(name: &str) -> bool {
-    !name.is_empty()
-        && Path::new(name)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-}
+/// A path that stays inside the directory it is joined to (the rule the
+/// weight loader applies to shard names).
+pub(super) use crate::weights::is_plain_relative as is_safe_relative;
 
 enum CacheState {
     Complete(Resolved),

@@ -5,10 +5,6 @@
 //! distances), an optional convolution after the first layer, and a
 //! context pooler (`act(dense(x[first]))`) before the classifier.
 
-// TODO(issue 14): remove when the models rewrite lands, clean under the
-// crate's unsafe lints (Cargo.toml [lints]).
-#![allow(unsafe_op_in_unsafe_fn)]
-
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -342,6 +338,13 @@ impl Disentangled<'_> {
         matrix(out, tokens, hidden)
     }
 
+    /// One (sequence, head) of the attention: the sequence is tokens
+    /// `start..start + len` of the packed `qkv` rows.
+    ///
+    /// # Safety
+    /// `qkv` holds `3 * hidden` columns for every token of the sequence,
+    /// `out` points to `tokens * hidden` floats, and no other task writes
+    /// this head's columns of these rows at the same time.
     unsafe fn attend_one(
         &self,
         qkv: &[f32],
@@ -351,74 +354,80 @@ impl Disentangled<'_> {
         head: usize,
         scratch: &mut Scratch,
     ) {
-        let d = self.spec.head_dim;
-        let hidden = self.spec.heads * d;
-        let row = 3 * hidden;
-        let q = qkv.as_ptr().add(start * row + head * d);
-        let k = q.add(hidden);
-        let v = q.add(2 * hidden);
-        let scores = &mut scratch.scores;
-        scores.clear();
-        scores.resize(len * len, 0.0);
-        scaled_dot_products(
-            len,
-            len,
-            d,
-            scores.as_mut_ptr(),
-            q,
-            row,
-            k,
-            row,
-            self.spec.scale,
-        );
-        let terms = [
-            (self.pos_key, q, &self.index.c2p, false),
-            (self.pos_query, k, &self.index.p2c, true),
-        ];
-        for (table, content, rows, by_key) in terms {
-            let Some(table) = table else { continue };
-            let rows = self.index.window(rows, len);
-            let lo = *rows.iter().min().unwrap_or(&0);
-            let width = rows.iter().max().map_or(0, |hi| hi + 1 - lo);
-            // relative[t, r] = scale * content_t . table[lo + r], only over
-            // the rows this sequence reaches.
-            let relative = &mut scratch.relative;
-            relative.clear();
-            relative.resize(len * width, 0.0);
-            let positions = table.as_ptr().add(lo * hidden + head * d);
+        // SAFETY: the pointers below stay inside `qkv`, the position tables
+        // (`lo..=hi` rows of `hidden` columns) and this task's part of
+        // `out`, as the caller guarantees; the scratch buffers are sized
+        // before each product writes them.
+        unsafe {
+            let d = self.spec.head_dim;
+            let hidden = self.spec.heads * d;
+            let row = 3 * hidden;
+            let q = qkv.as_ptr().add(start * row + head * d);
+            let k = q.add(hidden);
+            let v = q.add(2 * hidden);
+            let scores = &mut scratch.scores;
+            scores.clear();
+            scores.resize(len * len, 0.0);
             scaled_dot_products(
                 len,
-                width,
+                len,
                 d,
-                relative.as_mut_ptr(),
-                content,
+                scores.as_mut_ptr(),
+                q,
                 row,
-                positions,
-                hidden,
+                k,
+                row,
                 self.spec.scale,
             );
-            for (i, score_row) in scores.chunks_mut(len).enumerate() {
-                for (j, s) in score_row.iter_mut().enumerate() {
-                    let r = rows[i + len - 1 - j] - lo;
-                    let t = if by_key { j } else { i };
-                    *s += relative[t * width + r];
+            let terms = [
+                (self.pos_key, q, &self.index.c2p, false),
+                (self.pos_query, k, &self.index.p2c, true),
+            ];
+            for (table, content, rows, by_key) in terms {
+                let Some(table) = table else { continue };
+                let rows = self.index.window(rows, len);
+                let lo = *rows.iter().min().unwrap_or(&0);
+                let width = rows.iter().max().map_or(0, |hi| hi + 1 - lo);
+                // relative[t, r] = scale * content_t . table[lo + r], only over
+                // the rows this sequence reaches.
+                let relative = &mut scratch.relative;
+                relative.clear();
+                relative.resize(len * width, 0.0);
+                let positions = table.as_ptr().add(lo * hidden + head * d);
+                scaled_dot_products(
+                    len,
+                    width,
+                    d,
+                    relative.as_mut_ptr(),
+                    content,
+                    row,
+                    positions,
+                    hidden,
+                    self.spec.scale,
+                );
+                for (i, score_row) in scores.chunks_mut(len).enumerate() {
+                    for (j, s) in score_row.iter_mut().enumerate() {
+                        let r = rows[i + len - 1 - j] - lo;
+                        let t = if by_key { j } else { i };
+                        *s += relative[t * width + r];
+                    }
                 }
             }
+            for r in scores.chunks_mut(len) {
+                softmax_in_place(r);
+            }
+            // out = P V, written into this head's columns.
+            weighted_rows(
+                len,
+                d,
+                len,
+                scores.as_ptr(),
+                v,
+                row,
+                out.0.add(start * hidden + head * d),
+                hidden,
+            );
         }
-        for r in scores.chunks_mut(len) {
-            softmax_in_place(r);
-        }
-        // out = P V, written into this head's columns.
-        weighted_rows(
-            len,
-            d,
-            len,
-            scores.as_ptr(),
-            v,
-            row,
-            out.0.add(start * hidden + head * d),
-            hidden,
-        );
     }
 }
 

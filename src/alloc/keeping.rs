@@ -1,4 +1,4 @@
-//! The library's global allocator: the system's, except for large blocks
+//! The keeping allocator: the system's, except for large blocks
 //! (megabytes) allocated during a predict call (a batch's activations) or
 //! marked long-lived (the packed weights, [`long_lived`]). Those are mapped
 //! on transparent huge pages, and those of calls are kept when freed and
@@ -21,13 +21,15 @@
 //! large blocks (a model load's temporaries) stay with the system
 //! allocator.
 
-// TODO(issue 14): remove when the replacement allocator lands, clean under the
-// crate's unsafe lints (Cargo.toml [lints]).
-#![allow(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+//! Installed only where the `keeping-allocator` feature asks for it (the
+//! Python extension), and switched off at run time by
+//! `CROSSRANK_ALLOCATOR=system`. Its one lock is taken around `fork()`
+//! (`pthread_atfork`), so a child never inherits it held.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Blocks from this size up take the large path.
 const LARGE: usize = 1 << 20;
@@ -63,28 +65,125 @@ struct Kept {
     len: usize,
 }
 
-static KEPT: Mutex<[Option<Kept>; KEPT_SLOTS]> = Mutex::new([None; KEPT_SLOTS]);
+/// A lock that spins: held only to scan 16 slots, never across a system
+/// call, and lockable from the `fork()` handlers (a `Mutex` guard cannot
+/// be held from one handler to the next).
+struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: `value` is reached only through `lock`, one thread at a time.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    const fn new(value: T) -> Self {
+        Self {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    fn acquire(&self) {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn release(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    fn lock(&self) -> SpinGuard<'_, T> {
+        self.acquire();
+        SpinGuard(self)
+    }
+}
+
+struct SpinGuard<'a, T>(&'a SpinLock<T>);
+
+impl<T> std::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: this guard holds the lock.
+        unsafe { &*self.0.value.get() }
+    }
+}
+
+impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: this guard holds the lock.
+        unsafe { &mut *self.0.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+static KEPT: SpinLock<[Option<Kept>; KEPT_SLOTS]> = SpinLock::new([None; KEPT_SLOTS]);
 /// Calls running now (several Python threads may predict at once).
 static ACTIVE_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks a predict call: large blocks allocated while one runs are kept
 /// for reuse when freed. When the last running call ends, kept blocks
 /// beyond [`KEPT_BETWEEN_CALLS`] are released.
-pub struct CallScope(());
+pub struct CallScope(bool);
 
 impl CallScope {
     pub fn enter() -> Self {
-        ACTIVE_CALLS.fetch_add(1, Ordering::Relaxed);
-        CallScope(())
+        let on = enabled();
+        if on {
+            ACTIVE_CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        CallScope(on)
     }
 }
 
 impl Drop for CallScope {
     fn drop(&mut self) {
-        if ACTIVE_CALLS.fetch_sub(1, Ordering::Relaxed) == 1 {
+        if self.0 && ACTIVE_CALLS.fetch_sub(1, Ordering::Relaxed) == 1 {
             release_kept(KEPT_BETWEEN_CALLS);
         }
     }
+}
+
+/// Unmaps every kept block now (calls running at the same time keep
+/// theirs until they free them).
+pub fn release_kept_blocks() {
+    release_kept(0);
+}
+
+/// Whether the keeping path is on (`CROSSRANK_ALLOCATOR` is not `system`).
+/// Read outside the allocator (reading the environment allocates), the
+/// first time a call or a long-lived load starts; the fork handlers are
+/// registered then.
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = std::env::var("CROSSRANK_ALLOCATOR").map_or(true, |v| v != "system");
+        if on {
+            // SAFETY: the handlers only take and drop the slot lock.
+            unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+        }
+        on
+    })
+}
+
+/// Holds the slot lock across `fork()`: the child then starts with
+/// consistent slots and the lock free, whatever other threads were doing.
+extern "C" fn before_fork() {
+    KEPT.acquire();
+}
+
+extern "C" fn after_fork() {
+    KEPT.release();
 }
 
 /// Unmaps kept blocks, the largest first, until at most `budget` bytes
@@ -112,9 +211,8 @@ fn take_beyond(kept: &mut [Option<Kept>; KEPT_SLOTS], budget: usize) -> [Option<
     taken
 }
 
-fn lock_kept() -> std::sync::MutexGuard<'static, [Option<Kept>; KEPT_SLOTS]> {
-    // The slots hold plain numbers: a panic elsewhere leaves them valid.
-    KEPT.lock().unwrap_or_else(|e| e.into_inner())
+fn lock_kept() -> SpinGuard<'static, [Option<Kept>; KEPT_SLOTS]> {
+    KEPT.lock()
 }
 
 fn unmap(start: usize, len: usize) {
@@ -196,7 +294,7 @@ pub fn long_lived<R>(f: impl FnOnce() -> R) -> R {
             LONG_LIVED.set(self.0);
         }
     }
-    let _restore = Restore(LONG_LIVED.replace(true));
+    let _restore = Restore(LONG_LIVED.replace(enabled()));
     f()
 }
 
@@ -248,19 +346,24 @@ fn system_layout(size: usize) -> Option<Layout> {
 /// # Safety
 /// `ptr` came from [`alloc_large`].
 unsafe fn header_of(ptr: *mut u8) -> Header {
-    ptr.sub(HEADER).cast::<Header>().read()
+    // SAFETY: `alloc_large` wrote the header HEADER bytes before `ptr`.
+    unsafe { ptr.sub(HEADER).cast::<Header>().read() }
 }
 
 /// # Safety
 /// `ptr` came from [`alloc_large`] for `size` bytes and is not used after.
 unsafe fn free_large(ptr: *mut u8, size: usize) {
-    let header = header_of(ptr);
-    let start = ptr.sub(HEADER);
+    // SAFETY: as the caller guarantees; the block starts HEADER bytes
+    // before `ptr`.
+    let (header, start) = unsafe { (header_of(ptr), ptr.sub(HEADER)) };
     match header {
         Header { len: 0, .. } => {
-            // The layout existed when the block was allocated.
-            let layout = Layout::from_size_align_unchecked(size + HEADER, HEADER);
-            System.dealloc(start, layout)
+            // SAFETY: a system block allocated with this layout (it existed
+            // then), freed once.
+            unsafe {
+                let layout = Layout::from_size_align_unchecked(size + HEADER, HEADER);
+                System.dealloc(start, layout)
+            }
         }
         Header { len, keep } if keep && ACTIVE_CALLS.load(Ordering::Relaxed) > 0 => {
             keep_mapping(start as usize, len)
@@ -269,47 +372,62 @@ unsafe fn free_large(ptr: *mut u8, size: usize) {
     }
 }
 
+// SAFETY: small and over-aligned blocks go to the system allocator
+// unchanged; large ones are whole mappings or system blocks with a header
+// in front, each returned once, at least `size` bytes and HEADER-aligned
+// (the largest alignment the large path accepts).
 unsafe impl GlobalAlloc for KeepingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_large(&layout) {
             alloc_large(layout.size(), false).0
         } else {
-            System.alloc(layout)
+            // SAFETY: the caller's layout, as GlobalAlloc requires.
+            unsafe { System.alloc(layout) }
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if !is_large(&layout) {
-            return System.alloc_zeroed(layout);
+            // SAFETY: the caller's layout, as GlobalAlloc requires.
+            return unsafe { System.alloc_zeroed(layout) };
         }
         let (ptr, zero) = alloc_large(layout.size(), true);
         if !zero && !ptr.is_null() {
-            ptr.write_bytes(0, layout.size());
+            // SAFETY: a fresh block of at least `layout.size()` bytes.
+            unsafe { ptr.write_bytes(0, layout.size()) };
         }
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if is_large(&layout) {
-            free_large(ptr, layout.size())
-        } else {
-            System.dealloc(ptr, layout)
+        // SAFETY: `ptr` came from this allocator with `layout`.
+        unsafe {
+            if is_large(&layout) {
+                free_large(ptr, layout.size())
+            } else {
+                System.dealloc(ptr, layout)
+            }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-        match (is_large(&layout), is_large(&new_layout)) {
-            (false, false) => System.realloc(ptr, layout, new_size),
-            // Still fits its mapping: nothing moves (0 for system blocks).
-            (true, true) if new_size + HEADER <= header_of(ptr).len => ptr,
-            _ => {
-                let new = self.alloc(new_layout);
-                if !new.is_null() {
-                    std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                    self.dealloc(ptr, layout);
+        // SAFETY: GlobalAlloc's contract: `ptr` came from this allocator
+        // with `layout`, and `new_size` rounded to the alignment does not
+        // overflow; the old block is freed only after its bytes are copied.
+        unsafe {
+            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+            match (is_large(&layout), is_large(&new_layout)) {
+                (false, false) => System.realloc(ptr, layout, new_size),
+                // Still fits its mapping: nothing moves (0 for system blocks).
+                (true, true) if new_size + HEADER <= header_of(ptr).len => ptr,
+                _ => {
+                    let new = self.alloc(new_layout);
+                    if !new.is_null() {
+                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                    new
                 }
-                new
             }
         }
     }
@@ -400,5 +518,54 @@ mod tests {
         let _next = CallScope::enter();
         let again = vec![0u16; 2 * LARGE];
         assert!(again.iter().all(|&x| x == 0));
+    }
+
+    /// A child forked while other threads take and free kept blocks can
+    /// still allocate: the slot lock is never inherited held.
+    #[test]
+    fn a_fork_while_other_threads_allocate_does_not_deadlock_the_child() {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let _call = CallScope::enter();
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(vec![1u8; 2 * LARGE]);
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..20 {
+            // SAFETY: the child only allocates, frees and exits.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let _call = CallScope::enter();
+                let block = vec![2u8; 3 * LARGE];
+                drop(block);
+                // SAFETY: leaves the child without running the parent's
+                // test harness.
+                unsafe { libc::_exit(0) };
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut status = 0;
+            loop {
+                // SAFETY: polls our own child.
+                let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if done == pid {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    // SAFETY: our own child, stuck.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    panic!("the forked child deadlocked");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        stop.store(true, Ordering::Relaxed);
+        workers.into_iter().for_each(|w| w.join().unwrap());
     }
 }
