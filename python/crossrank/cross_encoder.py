@@ -378,7 +378,9 @@ class CrossEncoder:
                 ``lambda x: x`` for the raw logits. Defaults to None.
             apply_softmax (bool, optional): If set to True and `model.num_labels > 1`, applies
                 softmax on the logits output such that for each sample, the scores of each
-                class sum to 1. Defaults to False.
+                class sum to 1. The softmax runs after the activation. With one label the
+                scores are returned unchanged, as in sentence-transformers 6.x (5.x returned
+                1.0 for every pair). Defaults to False.
             convert_to_numpy (bool, optional): Whether the output should be a numpy array. If
                 False, output a list of per-pair numpy values. Defaults to True.
             convert_to_tensor (bool, optional): Whether the output should be one large tensor
@@ -501,11 +503,13 @@ class CrossEncoder:
             activation = (options.activation_fn if options.activation_fn is not None
                           else self.activation_fn)
             scores = _activations.apply(activation, logits)
-            if options.apply_softmax:
-                # After the activation, over the labels; one label gives 1.0 (as 5.x does).
-                scores = _activations.softmax(scores)
+            # As 6.x: one label's (N, 1) is squeezed to (N,) first, and softmax runs over the
+            # labels only where there are several columns, so with one label apply_softmax
+            # leaves the scores as they are (5.x turned every score into 1.0).
             if self.num_labels == 1 and scores.ndim == 2 and scores.shape[1] == 1:
                 scores = scores[:, 0]
+            if options.apply_softmax and scores.ndim > 1:
+                scores = _activations.softmax(scores)
             scores = np.ascontiguousarray(scores, dtype=np.float32)
         result: Any
         if options.convert_to_tensor:
