@@ -14,11 +14,11 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Union, overload
 
 import numpy as np
 
-from . import _activations, _arguments, _precision
+from . import _activations, _arguments, _precision, _torch_face
 from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
@@ -27,7 +27,11 @@ from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    from typing_extensions import Self
 
+#: A value of a ``rank`` hit: the corpus id, the score or the text. (Named here: the class's
+#: ``float()`` method hides the builtin inside the class body.)
+RankValue = Union[int, float, str]
 #: One (query, document) pair.
 Pair = Union[tuple[str, str], Sequence[str]]
 #: What ``predict`` takes: pairs as a list, tuple, numpy array of strings, pandas DataFrame or
@@ -200,7 +204,12 @@ class CrossEncoder:
 
     @property
     def max_length(self) -> int:
-        """Max length of a tokenized pair, special tokens included; longer pairs are truncated."""
+        """Max length of a tokenized pair, special tokens included; longer pairs are truncated.
+
+        A value above the model's position table (1024 or 2048 for a 512-position model),
+        here or as the constructor's ``max_length``, is taken as the table's length, with a
+        warning: crossrank truncates at the positions the model has.
+        """
         return self._native.max_length
 
     @max_length.setter
@@ -220,8 +229,37 @@ class CrossEncoder:
 
     @property
     def precision(self) -> _precision.Precision:
-        """The precision asked for at load: ``"float32"``, ``"bfloat16"`` or ``"int8"``."""
+        """The precision asked for at load (or by :meth:`half`, :meth:`bfloat16`,
+        :meth:`float`, :meth:`to`): ``"float32"``, ``"bfloat16"`` or ``"int8"``."""
         return self._native.precision  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> Any:
+        """The torch dtype of the weights, as sentence-transformers' ``model.dtype``:
+        ``torch.bfloat16`` for precision bfloat16, ``torch.float32`` for float32 and int8
+        (whose embeddings and head stay float32). Its name (``"float32"``, ``"bfloat16"``)
+        when torch is not installed."""
+        return _torch_face.dtype_of(self.precision)
+
+    @property
+    def backend(self) -> Literal["torch"]:
+        """``"torch"``, as sentence-transformers' ``model.backend`` reads for a model run as
+        saved (its other values, ``"onnx"`` and ``"openvino"``, mean an exported model).
+        sentence-transformers code compares it with ``"torch"`` to decide that the saved
+        weights are in use; crossrank runs those weights, in Rust, so it gives that value."""
+        return "torch"
+
+    @property
+    def training(self) -> bool:
+        """Always False: crossrank only scores (see :meth:`train`)."""
+        return False
+
+    @property
+    def model(self) -> _torch_face.ModelFace:
+        """A stand-in for sentence-transformers' underlying transformers model: ``config``,
+        ``device``, ``dtype``, ``to``, ``eval``... (see :class:`ModelFace`). crossrank has no
+        torch module: calling it raises a TypeError."""
+        return _torch_face.ModelFace(self)
 
     @property
     def kernels(self) -> str:
@@ -240,8 +278,124 @@ class CrossEncoder:
         return self.activation_fn
 
     def get_backend(self) -> Literal["torch"]:
-        """Return the backend used for inference: always "torch" (the model as saved)."""
+        """Return the backend used for inference: always "torch" (the model as saved; see
+        :attr:`backend`)."""
         return "torch"
+
+    def is_singular_input(self, inputs: Any) -> bool:
+        """
+        Check if the input represents a single example or a batch of examples.
+
+        As sentence-transformers 6.x: True for one bare pair (a list or tuple whose first item
+        is not a list or tuple, or a 1-D numpy string array), for which :meth:`predict`
+        returns an unbatched result; False for a batch (and for anything predict takes as a
+        batch: an empty list, a 2-D array, a pandas DataFrame...).
+
+        Args:
+            inputs: The input to check.
+        Returns:
+            bool: True if the input is a single example, False if it is a batch.
+        """
+        return is_single_pair(inputs)
+
+    # -- the torch-module surface: crossrank has no torch module --------------------------
+
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        """As ``torch.nn.Module.to``: returns the model itself. crossrank runs on the CPU, so a
+        device other than the CPU is ignored with the warning ``device=`` gives; a dtype
+        changes :attr:`precision` as :meth:`half` / :meth:`bfloat16` / :meth:`float` do."""
+        self._to(args, kwargs, stacklevel=2)
+        return self
+
+    def _to(self, args: tuple[Any, ...], kwargs: dict[str, Any], stacklevel: int) -> None:
+        device, dtype = _torch_face.split_to_arguments(args, kwargs)
+        if device is not None:
+            _arguments.check_device(device, stacklevel=stacklevel + 1)
+        if dtype is not None:
+            self._set_precision(_torch_face.precision_of_dtype(dtype, "to()"), stacklevel + 1)
+
+    def cpu(self) -> Self:
+        """Returns the model itself: it runs on the CPU."""
+        return self
+
+    def cuda(self, device: int | str | None = None) -> Self:
+        """Returns the model itself, with a warning: crossrank runs on the CPU."""
+        name = "cuda" if device is None else (f"cuda:{device}" if _arguments.is_int(device)
+                                              else str(device))
+        _arguments.check_device(name, stacklevel=2)
+        return self
+
+    def eval(self) -> Self:
+        """Returns the model itself: crossrank always scores as in eval mode."""
+        return self
+
+    def train(self, mode: bool = True) -> Self:
+        """Returns the model itself. crossrank is inference-only, so ``train()`` /
+        ``train(True)`` warn that they have no effect; ``train(False)`` is eval mode."""
+        if mode:
+            _torch_face.warn_train_mode(stacklevel=2)
+        return self
+
+    def half(self) -> Self:
+        """float16 weights, as ``torch.nn.Module.half``: crossrank has no float16 kernels and
+        runs bfloat16, the nearest precision it has, with a warning. Returns the model."""
+        self._set_precision(_torch_face.precision_of_dtype("float16", "half()"), stacklevel=2)
+        return self
+
+    def bfloat16(self) -> Self:
+        """Runs the model at precision bfloat16 (reloaded from its files). Returns the
+        model."""
+        self._set_precision("bfloat16", stacklevel=2)
+        return self
+
+    def float(self) -> Self:
+        """Runs the model at precision float32 (reloaded from its files; an int8 or bfloat16
+        model too). Returns the model."""
+        self._set_precision("float32", stacklevel=2)
+        return self
+
+    def _set_precision(self, precision: _precision.Precision, stacklevel: int) -> None:
+        """Reloads the native model at another precision, keeping its settings (num_labels,
+        max_length, config overrides); the Python-side settings stay as they are. The
+        reload's warnings (no bfloat16 kernel here...) name the user's line: ``stacklevel``
+        counts the frames from the caller (1) to it."""
+        if precision == self.precision:
+            return
+        _, (path, num_labels, max_length, overrides, _old) = self._native.__reduce__()
+        native = NativeCrossEncoder(path, num_labels=num_labels, max_length=max_length,
+                                    config_overrides=overrides, precision=precision)
+        for message in native.warnings:
+            if message not in self._native.warnings:
+                warnings.warn(message, stacklevel=stacklevel + 1)
+        self._native = native
+        self.tokenizer._rebind(native)
+        self._load_args["precision"] = precision
+
+    # -- training: sentence-transformers' job ----------------------------------------------
+
+    def fit(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: crossrank is inference-only. Raises NotImplementedError saying how
+        to train (sentence-transformers' ``CrossEncoderTrainer``); the directory
+        sentence-transformers saves loads into crossrank unchanged."""
+        del args, kwargs
+        _torch_face.not_trainable("fit")
+
+    def old_fit(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: crossrank is inference-only (see :meth:`fit`)."""
+        del args, kwargs
+        _torch_face.not_trainable("old_fit")
+
+    def smart_batching_collate(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: a training collate function; crossrank is inference-only (see
+        :meth:`fit`)."""
+        del args, kwargs
+        _torch_face.not_trainable("smart_batching_collate")
+
+    def smart_batching_collate_text_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: a training collate function; crossrank is inference-only (see
+        :meth:`fit`)."""
+        del args, kwargs
+        _torch_face.not_trainable("smart_batching_collate_text_only")
 
     def set_activation_fn(self, activation_fn: Callable[..., Any] | None,
                           set_default: bool = True) -> None:
@@ -415,7 +569,7 @@ class CrossEncoder:
         documents: Sequence[str],
         *args: Any,
         **kwargs: Any,
-    ) -> list[dict[Literal["corpus_id", "score", "text"], int | float | str]]:
+    ) -> list[dict[Literal["corpus_id", "score", "text"], RankValue]]:
         """
         Performs ranking with the CrossEncoder on the given query and documents. Returns a
         sorted list with the document indices and scores.
@@ -477,9 +631,9 @@ class CrossEncoder:
         if not docs:
             return []
         scores = self._predict([(query, d) for d in docs], options)
-        results: list[dict[Literal["corpus_id", "score", "text"], int | float | str]] = []
+        results: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = []
         for i, score in enumerate(np.asarray(scores, dtype=np.float32).reshape(-1).tolist()):
-            hit: dict[Literal["corpus_id", "score", "text"], int | float | str] = {
+            hit: dict[Literal["corpus_id", "score", "text"], RankValue] = {
                 "corpus_id": i, "score": score}
             if return_documents:
                 hit["text"] = docs[i]

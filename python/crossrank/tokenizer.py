@@ -16,6 +16,10 @@ class Tokenizer:
     def __init__(self, native: NativeCrossEncoder) -> None:
         self._native = native
 
+    def _rebind(self, native: NativeCrossEncoder) -> None:
+        """The model was reloaded (another precision): tokenize with the new native model."""
+        self._native = native
+
     @property
     def model_max_length(self) -> int:
         return self._native.max_length
