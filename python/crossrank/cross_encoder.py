@@ -180,10 +180,13 @@ class CrossEncoder:
             raise TypeError(f"config_kwargs must hold JSON values (config.json entries): {exc}"
                             ) from None
         self._native = NativeCrossEncoder(os.fspath(path), num_labels=a.num_labels,
-                                          max_length=a.max_length, config_overrides=overrides,
-                                          precision=a.precision)
+                                          config_overrides=overrides, precision=a.precision)
         for message in self._native.warnings:
             warnings.warn(message, stacklevel=2)
+        if a.max_length is not None:
+            # Above the position table: a warning and the table's length (see max_length).
+            self._native.max_length = self._clamp_max_length(int(a.max_length), stacklevel=2)
+            self._load_args["max_length"] = self._native.max_length
         self.config = ModelConfig(json.loads(self._native.config_json))
         self.config["num_labels"] = self._native.num_labels
         self.tokenizer = Tokenizer(self._native)
@@ -217,7 +220,19 @@ class CrossEncoder:
         if value is None:
             raise TypeError("max_length must be an int, got NoneType")
         _arguments.check_optional_int("max_length", value)
-        self._native.max_length = int(value)
+        self._native.max_length = self._clamp_max_length(int(value), stacklevel=2)
+
+    def _clamp_max_length(self, value: int, stacklevel: int) -> int:
+        """``value``, or the model's position limit with a warning when it is larger;
+        ``stacklevel`` counts the frames from the caller (1) to the user's line."""
+        limit = self._native.max_positions
+        if value > limit:
+            warnings.warn(
+                f"max_length={value} is larger than the {limit} positions this "
+                f"{self._native.model_type} model has; inputs are truncated at {limit} tokens",
+                stacklevel=stacklevel + 1)
+            return limit
+        return value
 
     #: 6.x name of :attr:`max_length`.
     max_seq_length = max_length

@@ -1,5 +1,5 @@
 """What code written around sentence-transformers' CrossEncoder (a torch module) calls on it:
-training entry points, the torch-module surface."""
+training entry points, the torch-module surface, max_length beyond the position table."""
 
 from __future__ import annotations
 
@@ -209,6 +209,59 @@ def test_model_face(model: CrossEncoder, bert_dir: Path) -> None:
     assert model.precision == "bfloat16"
     assert face.float() is face and model.precision == "float32"
     assert "ModelFace(bert" in repr(face)
+
+
+# -- 4. max_length above the position table ---------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["bert-st5-1label", "roberta-st5", "bert-st6-3label",
+                                     "modernbert-st5", "deberta-v2-st5"])
+def test_max_length_above_positions_is_clamped(fixture: str) -> None:
+    from conftest import model_dir
+
+    path = model_dir(fixture)
+    assert path is not None
+    plain = CrossEncoder(str(path))
+    limit = plain._native.max_positions
+    for asked in (limit + 1, 1024, 2048, 100_000):
+        with pytest.warns(UserWarning, match=f"max_length={asked} is larger than the {limit} "
+                          "positions") as rec:
+            model = CrossEncoder(str(path), max_length=asked)
+        assert rec[0].filename == __file__
+        assert model.max_length == limit == model.max_seq_length
+        assert len(model.tokenizer(*LONG)["input_ids"]) == limit
+    plain.max_length = limit
+    np.testing.assert_array_equal(model.predict([LONG, *PAIRS]), plain.predict([LONG, *PAIRS]))
+
+
+def test_max_length_setters_clamp(model: CrossEncoder) -> None:
+    limit = model._native.max_positions
+    with pytest.warns(UserWarning, match="larger than the") as rec:
+        model.max_length = 2048
+    assert rec[0].filename == __file__
+    assert model.max_length == limit
+    model.max_length = 10
+    with pytest.warns(UserWarning, match="larger than the"):
+        model.max_seq_length = 1024
+    assert model.max_seq_length == limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.max_length = limit  # the limit itself: no warning
+
+
+def test_clamped_max_length_pickles_without_a_warning(bert_dir: Path) -> None:
+    with pytest.warns(UserWarning, match="larger than"):
+        model = CrossEncoder(str(bert_dir), max_length=4096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = pickle.loads(pickle.dumps(model))
+    assert again.max_length == model.max_length
+
+
+def test_model_max_length_in_tokenizer_kwargs_is_clamped(bert_dir: Path) -> None:
+    with pytest.warns(UserWarning, match="larger than"):
+        model = CrossEncoder(str(bert_dir), tokenizer_kwargs={"model_max_length": 1024})
+    assert model.max_length == model._native.max_positions
 
 
 def test_reload_warnings_name_the_callers_line(model: CrossEncoder) -> None:
