@@ -386,6 +386,56 @@ class CrossEncoder:
         self.tokenizer._rebind(native)
         self._load_args["precision"] = precision
 
+    # -- saving ------------------------------------------------------------------------------
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+    ) -> None:
+        """
+        Saves a model and its configuration files to a directory, so that it can be loaded
+        again, by crossrank or by sentence-transformers (5.x and 6.x), with the same scores.
+
+        crossrank does not change the weights: it copies the files the model was loaded from
+        (config, weights as they are, tokenizer files, model card) and writes the settings
+        changed since: :attr:`max_length` (as the tokenizer config's ``model_max_length``,
+        as 6.x does), :attr:`activation_fn` (as the torch class path, in
+        ``config_sentence_transformers.json`` for 6.x and in ``config.json``'s
+        ``sentence_transformers`` key for 5.x), :attr:`prompts` and
+        :attr:`default_prompt_name`, and ``config_kwargs`` given at load. An activation
+        without a torch class path (a lambda) cannot be saved: the model's own is kept, with
+        a warning. The precision is a loading choice and is not saved.
+
+        Args:
+            path (str): Path on disk where the model will be saved.
+            model_name, train_datasets, safe_serialization: Accepted for compatibility; the
+                weights are copied in the format they have.
+            create_model_card (bool, optional): If False, the model's README.md is not
+                copied. Defaults to True.
+        """
+        del model_name, train_datasets, safe_serialization
+        if path is None:
+            return  # type: ignore[unreachable]  # sentence-transformers' no-op
+        from . import _save
+
+        _save.save(self, path, create_model_card=create_model_card)
+
+    def save_pretrained(
+        self,
+        path: str | os.PathLike[str],
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+    ) -> None:
+        """Saves the model to a directory: the same as :meth:`save`."""
+        self.save(path, model_name=model_name, create_model_card=create_model_card,
+                  train_datasets=train_datasets, safe_serialization=safe_serialization)
+
     # -- training: sentence-transformers' job ----------------------------------------------
 
     def fit(self, *args: Any, **kwargs: Any) -> NoReturn:
