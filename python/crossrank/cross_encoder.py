@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -683,6 +684,47 @@ class CrossEncoder:
                 #     {'corpus_id': 1, 'score': -3.30..., 'text': "The novel 'Moby-Dick' ..."}]
         """
         top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
+        docs = self._rank_documents(query, documents, top_k, options)
+        return self._rank(query, docs, top_k, return_documents, options, None)
+
+    async def apredict(self, inputs: Any = UNSET, *args: Any, sentences: Any = UNSET,
+                       **kwargs: Any) -> Any:
+        """
+        :meth:`predict`, awaitable: ``scores = await model.apredict(pairs, ...)`` takes the
+        same arguments and returns the same result.
+
+        The scoring runs in a worker thread of the event loop's default executor, off the
+        event loop, which keeps serving other tasks; the native model releases the GIL, so
+        concurrent requests run at the same time. Arguments are checked before the thread
+        starts. Cancelling the awaiting task raises ``CancelledError`` there at once; the
+        worker stops after the batch it is running, and the model is unaffected (the next
+        call scores as always).
+        """
+        inputs, options = _arguments.predict_arguments(inputs, sentences, args, kwargs)
+        return await _in_thread(lambda cancel: self._predict(inputs, options, cancel))
+
+    async def arank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[dict[Literal["corpus_id", "score", "text"], RankValue]]:
+        """
+        :meth:`rank`, awaitable: ``hits = await model.arank(query, documents, ...)`` takes the
+        same arguments and returns the same result, scored in a worker thread as
+        :meth:`apredict` is (concurrent requests overlap; cancelling is safe).
+        """
+        top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
+        docs = self._rank_documents(query, documents, top_k, options)
+        result: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = (
+            await _in_thread(lambda cancel: self._rank(query, docs, top_k, return_documents,
+                                                       options, cancel)))
+        return result
+
+    def _rank_documents(self, query: str, documents: Sequence[str], top_k: Any,
+                        options: _arguments.PredictOptions) -> list[str]:
+        """``rank``'s checks; the documents as a list."""
         if self.num_labels != 1:
             raise ValueError(
                 "CrossEncoder.rank() only works for models with num_labels=1. "
@@ -692,10 +734,14 @@ class CrossEncoder:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         validate_batch_size(options.batch_size)
-        docs = as_documents(documents)
+        return as_documents(documents)
+
+    def _rank(self, query: str, docs: list[str], top_k: int | None, return_documents: bool,
+              options: _arguments.PredictOptions, cancel: threading.Event | None
+              ) -> list[dict[Literal["corpus_id", "score", "text"], RankValue]]:
         if not docs:
             return []
-        scores = self._predict([(query, d) for d in docs], options)
+        scores = self._predict([(query, d) for d in docs], options, cancel)
         results: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = []
         for i, score in enumerate(np.asarray(scores, dtype=np.float32).reshape(-1).tolist()):
             hit: dict[Literal["corpus_id", "score", "text"], RankValue] = {
@@ -707,14 +753,16 @@ class CrossEncoder:
         results = sorted(results, key=lambda r: r["score"], reverse=True)
         return results[:top_k]
 
-    def _predict(self, inputs: Any, options: _arguments.PredictOptions) -> Any:
+    def _predict(self, inputs: Any, options: _arguments.PredictOptions,
+                 cancel: threading.Event | None = None) -> Any:
         validate_batch_size(options.batch_size)
         single = is_single_pair(inputs)
         pairs = normalize_pairs(inputs, single=single)
         prompt = self._resolve_prompt(options.prompt, options.prompt_name)
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
-        logits = self._logits(pairs, int(options.batch_size), options.show_progress_bar)
+        logits = self._logits(pairs, int(options.batch_size), options.show_progress_bar,
+                              cancel)
         scores: np.ndarray
         if not pairs:
             scores = np.zeros((0,), dtype=np.float32)
@@ -742,18 +790,27 @@ class CrossEncoder:
         return result
 
     def _logits(self, pairs: list[tuple[str, str]], batch_size: int,
-                show_progress_bar: bool | None) -> np.ndarray:
+                show_progress_bar: bool | None,
+                cancel: threading.Event | None = None) -> np.ndarray:
+        """Raw logits from the native model. ``cancel`` (set by a cancelled ``apredict``)
+        stops the native call after the batch in flight."""
         if show_progress_bar is None:
             show_progress_bar = _progress_by_log_level()
         if not pairs:
             return np.zeros((0, self.num_labels), dtype=np.float32)
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled
         if not show_progress_bar:
-            return self._native.predict_logits(pairs, batch_size)
+            if cancel is None:
+                return self._native.predict_logits(pairs, batch_size)
+            return self._native.predict_logits(pairs, batch_size,
+                                               lambda _done, _total: _check(cancel))
         from tqdm.auto import tqdm
 
         total = -(-len(pairs) // batch_size)
         with tqdm(total=total, desc="Batches") as bar:
             def progress(done: int, _total: int) -> None:
+                _check(cancel)
                 bar.update(done - bar.n)
 
             return self._native.predict_logits(pairs, batch_size, progress)
@@ -772,6 +829,30 @@ class CrossEncoder:
         if self.default_prompt_name is not None:
             return self.prompts.get(self.default_prompt_name)
         return None
+
+
+class _Cancelled(Exception):
+    """Stops the native call of a cancelled ``apredict`` / ``arank`` (nobody awaits it)."""
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise _Cancelled
+
+
+async def _in_thread(call: Callable[[threading.Event], Any]) -> Any:
+    """Runs ``call(cancel)`` in a worker thread (the default executor) and awaits it; if the
+    awaiting task is cancelled, ``cancel`` is set so the work stops after its current batch."""
+    import asyncio
+
+    cancel = threading.Event()
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, call, cancel)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
 
 
 def _progress_by_log_level() -> bool:
