@@ -8,10 +8,13 @@ and the model's ``tokenizer_config.json`` / ``special_tokens_map.json``, with th
 module: the ``tokenizers`` package is not needed. ``decode`` maps ids back to tokens and
 joins them as the tokenizer's decoder says (WordPiece, byte-level BPE, Metaspace).
 
-One limit comes from the native tokenizer: it truncates every pair at the model's
-:attr:`~Tokenizer.model_max_length` (crossrank's ``max_length``), so no encoding is longer than
-that, whatever ``truncation`` says; and a single text (no pair) longer than that loses the
-last one or two tokens the pair template's extra separators take.
+The native tokenizer encodes pairs and truncates them at the model's ``max_length``; a
+single text is encoded as a pair with an empty second text and the pair template taken off,
+and a text too long for that is encoded in pieces split where whitespace starts (a token
+boundary for WordPiece, byte-level BPE and Metaspace tokenizers), so its ids are all there.
+One difference from transformers remains: no encoding is longer than
+:attr:`~Tokenizer.model_max_length` (crossrank's ``max_length``, what the model sees), even
+with ``truncation=False``.
 """
 
 from __future__ import annotations
@@ -338,19 +341,58 @@ class Tokenizer:
                 strategy in (None, "longest_first")):
             # The native call is that exactly: the pair template, longest_first at max_length.
             return [(list(a), list(b)) for a, b in self._native.tokenize(list(zip(texts, pairs)))]
-        firsts = d.sequences_of(self._native.tokenize([(t, "") for t in texts]), "A")
-        seconds = (d.sequences_of(self._native.tokenize([("", p) for p in pairs]), "B")
-                   if pairs is not None else None)
+        firsts = self._sequences(texts, "A")
+        seconds = self._sequences(pairs, "B") if pairs is not None else None
+        if strategy is None:  # never longer than the model's max_length (see __call__)
+            strategy, limit = "longest_first", native_limit
         template = d.pair if pairs is not None else d.single
         specials = sum(len(item[1]) for item in template if item[0] == "special")
         budget = max(0, limit - (specials if add_special_tokens else 0))
         out = []
         for row, first in enumerate(firsts):
             second = seconds[row] if seconds is not None else None
-            if strategy is not None:
-                first, second = _truncate(first, second, budget, strategy)
+            first, second = _truncate(first, second, budget, strategy)
             out.append(d.assemble(first, second, add_special_tokens))
         return out
+
+    def _sequences(self, texts: list[str], which: str) -> list[list[int]]:
+        """The tokens of each text as sequence ``which`` of a pair, without special tokens.
+
+        The native tokenizer cuts a pair at max_length; a text that fills that is tokenized
+        again in pieces split where a run of whitespace starts (a token boundary for the
+        WordPiece, byte-level and Metaspace tokenizers), so its tokens are all there.
+        """
+        def encode(chunks: list[str]) -> list[list[int]]:
+            pairs = [(c, "") if which == "A" else ("", c) for c in chunks]
+            return self._d.sequences_of(self._native.tokenize(pairs), which)
+
+        full = self.model_max_length - self._d.pair_specials
+        out = encode(texts)
+        for i, tokens in enumerate(out):
+            if len(tokens) >= full > 0:
+                out[i] = self._untruncated(texts[i], full, encode)
+        return out
+
+    @staticmethod
+    def _untruncated(text: str, full: int, encode: Any) -> list[int]:
+        """The tokens of ``text``, from pieces short enough not to be cut."""
+        pieces = [text]
+        tokens: list[list[int]] = [[0] * full]
+        while True:
+            again = [i for i, t in enumerate(tokens) if len(t) >= full
+                     and _split_points(pieces[i])]
+            if not again:
+                return [tok for piece in tokens for tok in piece]
+            new_pieces: list[str] = []
+            for i, piece in enumerate(pieces):
+                if i in again:
+                    points = _split_points(piece)
+                    cut = min(points, key=lambda p: abs(p - len(piece) // 2))
+                    new_pieces += [piece[:cut], piece[cut:]]
+                else:
+                    new_pieces.append(piece)
+            pieces = new_pieces
+            tokens = encode(pieces)
 
     def to_json(self) -> str:
         """The tokenizer.json of the tokenizer in use (truncation settings included)."""
@@ -383,6 +425,7 @@ class _TokenizerData:
         self.subword_prefix = str(model.get("continuing_subword_prefix") or "##")
         self.decoder = spec.get("decoder")
         self.single, self.pair = _templates(spec.get("post_processor"), self.vocab)
+        self.pair_specials = sum(len(item[1]) for item in self.pair if item[0] == "special")
 
         config = _read_json(Path(native.source) / "tokenizer_config.json")
         special_map = _read_json(Path(native.source) / "special_tokens_map.json")
@@ -486,6 +529,11 @@ def _templates(processor: Any, vocab: dict[str, int]) -> tuple[list[_Item], list
 
         return items(processor.get("single") or []), items(processor.get("pair") or [])
     return [("seq", "A", 0)], [("seq", "A", 0), ("seq", "B", 1)]
+
+
+def _split_points(text: str) -> list[int]:
+    """Where a run of whitespace starts (not at the beginning)."""
+    return [i for i in range(1, len(text)) if text[i].isspace() and not text[i - 1].isspace()]
 
 
 def _truncate(first: list[int], second: list[int] | None, budget: int, strategy: str

@@ -22,6 +22,9 @@ FIXTURE_NAMES = sorted(p.name for p in (FIXTURES / "models").iterdir()
 TEXTS = ["How many people live in Berlin?",
          "Berlin had about 3.6 million people in 2019, isn't it?",
          "Ünïcödé ✓ 東京 emoji 🎉 and accents é", "", "word " * 30]
+# Longer than any fixture's max_length: tokenized in pieces (see Tokenizer._sequences).
+LONG_TEXTS = ["word " * 300, "Ünïcödé ✓ 東京 emoji 🎉 and accents é, isn't it? " * 40,
+              "double  spaces\n and\ttabs   here " * 60]
 PAIRS = [("What is the capital of France?", "Paris is the capital of France. " * 6),
          ("short", "x"), ("Ünïcödé ✓ 東京", "emoji 🎉 and accents é"),
          ("long " * 40, "other " * 40)]
@@ -127,6 +130,15 @@ def test_return_tensors_pt(tok: Any) -> None:
     assert enc.to("cpu") is enc
 
 
+def test_long_single_texts_fill_max_length(tok: Any) -> None:
+    m = tok.model_max_length
+    ids = tok.encode("word " * 300)  # the pair template has one [SEP] more: not a limit
+    assert len(ids) == m and ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert ids[1:-1] == tok.encode("word " * 300, add_special_tokens=False)[:m - 2]
+    assert len(tok.encode("word " * 300, add_special_tokens=False)) == m
+    assert tok.encode("word " * 300, truncation=True, max_length=m) == ids
+
+
 def test_decode(tok: Any) -> None:
     ids = tok.encode("Hello, world! Isn't it nice?")
     assert tok.decode(ids, skip_special_tokens=True) == "hello, world! isn't it nice?"
@@ -187,6 +199,15 @@ def test_matches_transformers_auto_tokenizer(name: str) -> None:
         for skip in (False, True):
             assert tok.decode(ids, skip_special_tokens=skip) == hf.decode(
                 ids, skip_special_tokens=skip)
+    for text in LONG_TEXTS:
+        for kwargs in ({"truncation": True, "max_length": m},
+                       {"truncation": True, "max_length": m, "add_special_tokens": False},
+                       {"truncation": True, "max_length": m // 2}):
+            assert tok.encode(text, **kwargs) == hf.encode(text, **kwargs), (text[:20], kwargs)
+        assert dict(tok(text, LONG_TEXTS[0], truncation=True, max_length=m,
+                        add_special_tokens=False)) == dict(
+            hf(text, LONG_TEXTS[0], truncation=True, max_length=m,
+               add_special_tokens=False).data)
     qs, ds = [p[0] for p in PAIRS], [p[1] for p in PAIRS]
     for kwargs in ({"truncation": True, "max_length": m},
                    {"truncation": "longest_first", "max_length": 20},
