@@ -166,7 +166,9 @@ def test_dtype_with_torch(model: CrossEncoder) -> None:
     assert model.precision == "bfloat16" and model.dtype is torch.bfloat16
     model.to(torch.float32)
     assert model.precision == "float32"
-    model.to(torch.zeros(1, dtype=torch.bfloat16))  # to(tensor): its dtype and device
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.to(torch.zeros(1, dtype=torch.bfloat16))  # to(tensor): its dtype and device
     assert model.precision == "bfloat16"
 
 
@@ -272,3 +274,43 @@ def test_reload_warnings_name_the_callers_line(model: CrossEncoder) -> None:
             warnings.simplefilter("always")
             call()
         assert all(w.filename == __file__ for w in caught)
+
+
+# -- typing ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ecosystem_surface_type_checks(tmp_path: Path) -> None:
+    """A user's script using the torch-module calls, the tokenizer, save and the async
+    methods passes mypy --strict with crossrank's annotations."""
+    mypy_api = pytest.importorskip("mypy.api")
+    script = tmp_path / "user_code.py"
+    script.write_text(
+        "import asyncio\n"
+        "from typing import Any\n"
+        "from crossrank import CrossEncoder\n"
+        "model: CrossEncoder = CrossEncoder('m').to('cpu').eval().half().float()\n"
+        "model = model.train(False).cpu().bfloat16()\n"
+        "dtype: Any = model.dtype\n"
+        "backend: str = model.backend\n"
+        "single: bool = model.is_singular_input(('q', 'd'))\n"
+        "n: int = model.model.config.num_labels\n"
+        "enc = model.tokenizer(['q'], ['d'], padding=True, truncation=True)\n"
+        "ids: list[int] = model.tokenizer.encode('q', 'd')\n"
+        "text: str = model.tokenizer.decode(ids, skip_special_tokens=True)\n"
+        "pad: int | None = model.tokenizer.pad_token_id\n"
+        "model.save('out')\n"
+        "model.save_pretrained('out')\n"
+        "async def serve() -> None:\n"
+        "    scores: Any = await model.apredict([('q', 'd')])\n"
+        "    hits = await model.arank('q', ['d'])\n"
+        "    best: int | float | str = hits[0]['score']\n"
+        "asyncio.run(serve())\n"
+    )
+    out, err, status = mypy_api.run([str(script), "--strict", "--no-incremental",
+                                     "--ignore-missing-imports"])
+    assert status == 0, out + err
+    script.write_text("from crossrank import CrossEncoder\n"
+                      "CrossEncoder('m').eval().to('cpu').no_such_method()\n")
+    out, err, status = mypy_api.run([str(script), "--no-incremental"])
+    assert status == 1 and "has no attribute \"no_such_method\"" in out, out + err
