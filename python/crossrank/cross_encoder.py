@@ -275,7 +275,10 @@ class CrossEncoder:
         """A stand-in for sentence-transformers' underlying transformers model: ``config``,
         ``device``, ``dtype``, ``to``, ``eval``... (see :class:`ModelFace`). crossrank has no
         torch module: calling it raises a TypeError."""
-        return _torch_face.ModelFace(self)
+        face: _torch_face.ModelFace | None = self.__dict__.get("_model_face")
+        if face is None:
+            face = self.__dict__["_model_face"] = _torch_face.ModelFace(self)
+        return face
 
     @property
     def kernels(self) -> str:
@@ -384,7 +387,8 @@ class CrossEncoder:
             if message not in self._native.warnings:
                 warnings.warn(message, stacklevel=stacklevel + 1)
         self._native = native
-        self.tokenizer._rebind(native)
+        if isinstance(self.tokenizer, Tokenizer):  # not one the user put in its place
+            self.tokenizer._rebind(native)
         self._load_args["precision"] = precision
 
     # -- saving ------------------------------------------------------------------------------

@@ -191,6 +191,7 @@ def test_is_singular_input(model: CrossEncoder) -> None:
 
 def test_model_face(model: CrossEncoder, bert_dir: Path) -> None:
     face = model.model
+    assert model.model is face
     assert face.config is model.config
     assert face.config.num_labels == 1 and face.config["model_type"] == "bert"
     assert face.device == "cpu"
