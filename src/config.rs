@@ -127,10 +127,16 @@ impl ModelConfig {
     /// `config.json` read into a family's typed keys: a missing or mistyped
     /// key is named in the error.
     pub fn typed<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(&self.raw).map_err(|e| {
+        serde_path_to_error::deserialize(&self.raw).map_err(|e| {
+            let key = e.path().to_string();
+            let at = match key.as_str() {
+                "." => String::new(),
+                key => format!(" at {key:?}"),
+            };
             Error::invalid_model(format!(
-                "config.json of this {} model is not valid: {e}",
-                self.model_type
+                "config.json of this {} model is not valid{at}: {}",
+                self.model_type,
+                e.inner()
             ))
         })
     }

@@ -387,6 +387,7 @@ fn _crossrank(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hub_resolve, m)?)?;
     m.add_function(wrap_pyfunction!(runnable_isas, m)?)?;
     m.add_function(wrap_pyfunction!(active_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(release_memory, m)?)?;
     m.add("PRECISIONS", Precision::NAMES.to_vec())?;
     Ok(())
 }
@@ -405,6 +406,13 @@ fn runnable_isas() -> Vec<&'static str> {
 #[pyfunction]
 fn active_isa() -> &'static str {
     crate::ops::simd::active_isa().name()
+}
+
+/// Gives free memory the process still holds back to the system (large
+/// buffers kept for reuse between calls, free heap pages).
+#[pyfunction]
+fn release_memory(py: Python<'_>) {
+    py.detach(crate::alloc::release_memory)
 }
 
 /// Download progress for `hub_resolve`, on the calling thread: for a file of

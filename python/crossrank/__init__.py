@@ -5,7 +5,7 @@
 >>> model.predict([("query", "passage")])
 """
 
-from ._crossrank import SUPPORTED_MODEL_TYPES, __version__
+from ._crossrank import SUPPORTED_MODEL_TYPES, __version__, release_memory
 from .cross_encoder import CrossEncoder
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__", "release_memory"]

@@ -15,6 +15,7 @@ __all__ = [
     "__version__",
     "active_isa",
     "hub_resolve",
+    "release_memory",
     "runnable_isas",
 ]
 
@@ -27,6 +28,10 @@ def runnable_isas() -> list[str]:
 
 def active_isa() -> str:
     """The path kernels take in this process (``CROSSRANK_ISA`` applied)."""
+
+def release_memory() -> None:
+    """Gives free memory the process still holds back to the system: large buffers kept for
+    reuse between calls (up to 64 MiB) and free heap pages. The next call maps them again."""
 
 @final
 class NativeCrossEncoder:

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _activations, _arguments, _precision, _torch_face
 from ._arguments import UNSET, logger
-from ._crossrank import NativeCrossEncoder
+from ._crossrank import NativeCrossEncoder, release_memory
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
 from .config import ModelConfig
 from .tokenizer import Tokenizer
@@ -316,6 +316,12 @@ class CrossEncoder:
             bool: True if the input is a single example, False if it is a batch.
         """
         return is_single_pair(inputs)
+
+    def release_memory(self) -> None:
+        """Gives back to the system the free memory this process keeps between calls: large
+        buffers kept for reuse (up to 64 MiB) and free heap pages. Useful in a long-running
+        service after a burst of long inputs; the next call maps what it needs again."""
+        release_memory()
 
     # -- the torch-module surface: crossrank has no torch module --------------------------
 

@@ -84,3 +84,23 @@ def test_reused_buffers_never_leak_into_scores() -> None:
     reversed_in_16s = model.predict(data[::-1], batch_size=16)[::-1]
     np.testing.assert_array_equal(batched, one_by_one)
     np.testing.assert_array_equal(reversed_in_16s, one_by_one)
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_release_memory_gives_back_what_calls_kept(bert_dir: Path) -> None:
+    """After a burst of long inputs the process keeps buffers for the next call;
+    release_memory() gives them back, and the model scores the same afterwards."""
+    import crossrank
+
+    model = CrossEncoder(str(bert_dir))
+    long_pairs = [(f"query {i} " * 4, "a long passage with many words " * 12) for i in range(512)]
+    before = model.predict(long_pairs[:4])
+    model.predict(long_pairs, batch_size=256)
+    gc.collect()
+    kept = rss_bytes()
+    model.release_memory()
+    released = rss_bytes()
+    assert released < kept, (kept, released)
+    crossrank.release_memory()  # the module-level form; nothing left to give
+    np.testing.assert_array_equal(model.predict(long_pairs[:4]), before)
