@@ -36,11 +36,16 @@ python -m mypy.stubtest --mypy-config-file pyproject.toml \
 
 echo "== Rust format and lints"
 cargo fmt --check
-cargo clippy --release --all-targets --features python -- -D warnings
+cargo clippy --release --all-targets --features python,keeping-allocator -- -D warnings
 
 echo "== Rust tests"
-# Every fixture must run here (the real-weights one was assembled above).
-CROSSRANK_REQUIRE_ALL_FIXTURES=1 cargo test --release --lib --tests
+# Every fixture must run here (the real-weights one was assembled above); with the
+# allocator the wheel ships.
+CROSSRANK_REQUIRE_ALL_FIXTURES=1 cargo test --release --lib --tests --features keeping-allocator
+
+echo "== Portable build: only the paths aarch64 and macOS compile (--cfg crossrank_portable)"
+CARGO_TARGET_DIR=target/portable RUSTFLAGS="--cfg crossrank_portable" \
+    cargo test --release --lib --tests
 
 echo "== Python tests (against the installed wheel)"
 # Run from a directory that does not shadow the installed package.
@@ -64,13 +69,13 @@ for isa in scalar avx2 avx512 amx; do
     fi
     echo "-- $isa"
     if [ "$isa" != scalar ]; then
-        CROSSRANK_ISA=$isa cargo test --release --lib -- --ignored "isa_$isa"
+        CROSSRANK_ISA=$isa cargo test --release --lib --features keeping-allocator -- --ignored "isa_$isa"
     fi
     if [ "$isa" = "$ACTIVE" ]; then
         echo "   (parity and precision tests ran on $isa above: it is the default path here)"
         continue
     fi
-    CROSSRANK_REQUIRE_ALL_FIXTURES=1 CROSSRANK_ISA=$isa cargo test --release --test parity
+    CROSSRANK_REQUIRE_ALL_FIXTURES=1 CROSSRANK_ISA=$isa cargo test --release --features keeping-allocator --test parity
     # The real-model ranking test scores 1,000 pairs: too slow for the scalar kernel, whose
     # int8 sums the fixture tests check against the vector kernels' (identical by test).
     QUALITY=test_ranking_quality.py
