@@ -10,7 +10,8 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::encoder::{
-    run_layers, ClassificationHead, Embeddings, EncoderDims, LayerNames, PostNormLayer,
+    run_layers, ClassificationHead, Embeddings, EncoderDims, EncoderSizes, LayerNames,
+    PostNormLayer,
 };
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::ModelConfig;
@@ -164,10 +165,6 @@ impl Family {
 /// The BERT-style keys of `config.json`, as HF's configs default them.
 #[derive(Deserialize)]
 struct BertKeys {
-    hidden_size: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    num_hidden_layers: usize,
     layer_norm_eps: Option<f64>,
     hidden_act: Option<String>,
     /// RoBERTa's positions count from `pad_token_id + 1`.
@@ -209,19 +206,16 @@ impl Settings {
         match family.keys {
             ConfigKeys::Bert => {
                 let k: BertKeys = config.typed()?;
+                let sizes: EncoderSizes = config.typed()?;
                 let embedding_width = match family.embedding_size {
                     Some(default) => k.embedding_size.unwrap_or(default),
-                    None => k.hidden_size,
+                    None => sizes.hidden_size,
                 };
                 Ok(Self {
-                    dims: EncoderDims {
-                        hidden: k.hidden_size,
-                        heads: k.num_attention_heads,
-                        intermediate: k.intermediate_size,
-                        layers: k.num_hidden_layers,
-                        eps: k.layer_norm_eps.unwrap_or(DEFAULT_EPS),
-                        act: act(k.hidden_act.as_deref())?,
-                    },
+                    dims: sizes.dims(
+                        k.layer_norm_eps.unwrap_or(DEFAULT_EPS),
+                        act(k.hidden_act.as_deref())?,
+                    ),
                     embedding_width,
                     padding_idx: k.pad_token_id.unwrap_or(DEFAULT_PADDING_IDX),
                 })
@@ -450,6 +444,12 @@ mod tests {
         let c = config_of(serde_json::json!({"model_type": "bert", "hidden_size": 64}));
         let err = Settings::read(&BERT, &c).err().unwrap().to_string();
         assert!(err.contains("num_attention_heads"), "{err}");
+        let c = config_of(serde_json::json!({
+            "model_type": "bert", "hidden_size": "big", "num_attention_heads": 4,
+            "intermediate_size": 128, "num_hidden_layers": 2,
+        }));
+        let err = Settings::read(&BERT, &c).err().unwrap().to_string();
+        assert!(err.contains("hidden_size"), "{err}");
     }
 
     fn fixture(options: &crate::LoadOptions) -> crate::Result<crate::CrossEncoder> {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::encoder::{
-    ClassificationHead, Embeddings, EncoderDims, LayerNames, PostNormLayer, Table,
+    ClassificationHead, Embeddings, EncoderDims, EncoderSizes, LayerNames, PostNormLayer, Table,
 };
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::defaults;
@@ -26,10 +26,6 @@ use crate::ops::{matrix, to_vec, with_f32, Activation, AttentionSpec, LayerNorm,
 /// defaults for what a config leaves out.
 #[derive(Deserialize)]
 struct Keys {
-    hidden_size: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    num_hidden_layers: usize,
     #[serde(default = "default_eps")]
     layer_norm_eps: f64,
     #[serde(default = "defaults::gelu")]
@@ -75,15 +71,9 @@ fn default_eps() -> f64 {
 }
 
 impl Keys {
-    fn dims(&self) -> Result<EncoderDims> {
-        Ok(EncoderDims {
-            hidden: self.hidden_size,
-            heads: self.num_attention_heads,
-            intermediate: self.intermediate_size,
-            layers: self.num_hidden_layers,
-            eps: self.layer_norm_eps,
-            act: Activation::from_name(&self.hidden_act)?,
-        })
+    fn dims(&self, sizes: &EncoderSizes) -> Result<EncoderDims> {
+        let act = Activation::from_name(&self.hidden_act)?;
+        Ok(sizes.dims(self.layer_norm_eps, act))
     }
 }
 
@@ -183,10 +173,10 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_config(c: &Keys) -> Result<Self> {
+    fn from_config(c: &Keys, sizes: &EncoderSizes) -> Result<Self> {
         let types = pos_att_types(&c.pos_att_type)?;
         Ok(Self {
-            dims: c.dims()?,
+            dims: c.dims(sizes)?,
             c2p: types.iter().any(|t| t == "c2p"),
             p2c: types.iter().any(|t| t == "p2c"),
             share_att_key: c.share_att_key,
@@ -517,7 +507,7 @@ pub struct DebertaV2 {
 impl DebertaV2 {
     pub fn load(mut spec: LoadSpec<'_>) -> Result<Self> {
         let c: &Keys = &spec.config.typed()?;
-        let cfg = Settings::from_config(c)?;
+        let cfg = Settings::from_config(c, &spec.config.typed()?)?;
         let (h, eps) = (cfg.dims.hidden, cfg.dims.eps);
         check_sizes(c, &cfg.dims)?;
         let vb = spec.weights.pp("deberta");

@@ -178,6 +178,30 @@ pub struct PostNormLayer {
     pub attention: AttentionSpec,
 }
 
+/// The four sizes most encoder configs name alike (DistilBERT has its own
+/// names), read beside a family's other keys: not flattened into them,
+/// since serde then loses the name of a key that fails.
+#[derive(serde::Deserialize)]
+pub struct EncoderSizes {
+    pub hidden_size: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+}
+
+impl EncoderSizes {
+    pub fn dims(&self, eps: f64, act: Activation) -> EncoderDims {
+        EncoderDims {
+            hidden: self.hidden_size,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            layers: self.num_hidden_layers,
+            eps,
+            act,
+        }
+    }
+}
+
 /// The dimensions of a BERT-like encoder, read from its config.
 #[derive(Clone, Debug)]
 pub struct EncoderDims {

@@ -11,7 +11,7 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, Table};
+use super::encoder::{load_or_init_linear, Embeddings, EncoderDims, EncoderSizes, Table};
 use super::{CrossEncoderModel, LoadSpec, ModelShape, PackedBatch};
 use crate::config::defaults;
 use crate::error::{Error, Result};
@@ -30,10 +30,6 @@ const DEFAULT_LOCAL_THETA: f64 = 10_000.0;
 /// defaults for what a config leaves out.
 #[derive(Deserialize)]
 struct Keys {
-    hidden_size: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    num_hidden_layers: usize,
     #[serde(default = "default_norm_eps")]
     norm_eps: f64,
     #[serde(default = "defaults::gelu")]
@@ -204,16 +200,9 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_config(c: &Keys) -> Result<Self> {
+    fn from_config(c: &Keys, sizes: &EncoderSizes) -> Result<Self> {
         Ok(Self {
-            dims: EncoderDims {
-                hidden: c.hidden_size,
-                heads: c.num_attention_heads,
-                intermediate: c.intermediate_size,
-                layers: c.num_hidden_layers,
-                eps: c.norm_eps,
-                act: Activation::from_name(&c.hidden_activation)?,
-            },
+            dims: sizes.dims(c.norm_eps, Activation::from_name(&c.hidden_activation)?),
             half_window: c.local_attention / 2,
             attention_bias: c.attention_bias,
             mlp_bias: c.mlp_bias,
@@ -378,7 +367,7 @@ pub struct ModernBert {
 impl ModernBert {
     pub fn load(mut spec: LoadSpec<'_>) -> Result<Self> {
         let c: &Keys = &spec.config.typed()?;
-        let cfg = Settings::from_config(c)?;
+        let cfg = Settings::from_config(c, &spec.config.typed()?)?;
         let (h, head_dim) = (cfg.dims.hidden, cfg.dims.head_dim()?);
         let vb = spec.weights.pp("model");
         let emb = vb.pp("embeddings");
