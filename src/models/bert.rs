@@ -365,10 +365,6 @@ impl CrossEncoderModel for BertLike {
         time(Op::Head, || self.head.forward(&x, batch))
     }
 
-    fn num_labels(&self) -> usize {
-        self.head.num_labels()
-    }
-
     fn dense_layers(&self) -> Vec<&Linear> {
         self.layers
             .iter()
@@ -377,8 +373,11 @@ impl CrossEncoderModel for BertLike {
     }
 
     fn shape(&self) -> ModelShape {
-        self.dims
-            .shape(&self.embeddings, self.embeddings.max_positions())
+        self.dims.shape(
+            &self.embeddings,
+            self.embeddings.max_positions(),
+            self.head.num_labels(),
+        )
     }
 }
 

@@ -638,10 +638,6 @@ impl CrossEncoderModel for DebertaV2 {
         time(Op::Head, || self.head.forward(&x, batch))
     }
 
-    fn num_labels(&self) -> usize {
-        self.head.num_labels()
-    }
-
     fn dense_layers(&self) -> Vec<&Linear> {
         self.layers
             .iter()
@@ -650,7 +646,8 @@ impl CrossEncoderModel for DebertaV2 {
     }
 
     fn shape(&self) -> ModelShape {
-        self.dims.shape(&self.embeddings, self.max_positions)
+        self.dims
+            .shape(&self.embeddings, self.max_positions, self.head.num_labels())
     }
 }
 

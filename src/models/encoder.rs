@@ -215,12 +215,18 @@ pub struct EncoderDims {
 
 impl EncoderDims {
     /// The model's shape, given its embeddings and position limit.
-    pub fn shape(&self, embeddings: &Embeddings, max_positions: usize) -> ModelShape {
+    pub fn shape(
+        &self,
+        embeddings: &Embeddings,
+        max_positions: usize,
+        num_labels: usize,
+    ) -> ModelShape {
         ModelShape {
             vocab_size: embeddings.word.rows,
             max_positions,
             num_layers: self.layers,
             hidden_size: self.hidden,
+            num_labels,
         }
     }
 

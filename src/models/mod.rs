@@ -86,8 +86,10 @@ impl PackedBatch {
 pub trait CrossEncoderModel: Send + Sync {
     /// Raw logits, `[num_sequences * num_labels]`, row-major.
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>>;
-    fn num_labels(&self) -> usize;
     fn shape(&self) -> ModelShape;
+    fn num_labels(&self) -> usize {
+        self.shape().num_labels
+    }
     /// The transformer layers' dense layers (not the head's).
     fn dense_layers(&self) -> Vec<&Linear>;
 }
@@ -101,6 +103,8 @@ pub struct ModelShape {
     pub max_positions: usize,
     pub num_layers: usize,
     pub hidden_size: usize,
+    /// Scores per pair: the classification head's outputs.
+    pub num_labels: usize,
 }
 
 /// How a model is being loaded.

@@ -419,10 +419,6 @@ impl CrossEncoderModel for ModernBert {
         time(Op::Head, || self.head.forward(&x, batch))
     }
 
-    fn num_labels(&self) -> usize {
-        self.head.classifier.out_features
-    }
-
     fn dense_layers(&self) -> Vec<&Linear> {
         self.layers
             .iter()
@@ -431,6 +427,10 @@ impl CrossEncoderModel for ModernBert {
     }
 
     fn shape(&self) -> ModelShape {
-        self.dims.shape(&self.embeddings, self.max_positions)
+        self.dims.shape(
+            &self.embeddings,
+            self.max_positions,
+            self.head.classifier.out_features,
+        )
     }
 }
