@@ -135,25 +135,10 @@ fn weights_error(files: &[PathBuf], e: candle_core::Error) -> Error {
 
 /// The shard files an index names, in a stable order.
 fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
-    let json = read_json(index)?.unwrap_or_default();
-    let names = shard_names(&json);
-    if names.is_empty() {
-        return Err(Error::invalid_model(format!(
-            "{} has no \"weight_map\" naming shard files",
-            index.display()
-        )));
-    }
     let dir = index.parent().unwrap_or(Path::new("."));
-    names
+    index_shards(index)?
         .into_iter()
         .map(|name| {
-            if !is_plain_relative(&name) {
-                return Err(Error::invalid_model(format!(
-                    "{} names the shard {name:?}, which is not a file name inside the model \
-                     directory",
-                    index.display()
-                )));
-            }
             let path = dir.join(&name);
             if path.is_file() {
                 Ok(path)
@@ -165,6 +150,26 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
             }
         })
         .collect()
+}
+
+/// The shard names a `*.index.json` lists, each a plain relative name (for
+/// the loader and for the hub code that fetches them).
+pub fn index_shards(index: &Path) -> Result<Vec<String>> {
+    let json = read_json(index)?.unwrap_or_default();
+    let names = shard_names(&json);
+    if names.is_empty() {
+        return Err(Error::invalid_model(format!(
+            "{} has no \"weight_map\" naming shard files",
+            index.display()
+        )));
+    }
+    if let Some(bad) = names.iter().find(|name| !is_plain_relative(name)) {
+        return Err(Error::invalid_model(format!(
+            "{} names the shard {bad:?}, which is not a file name inside the model directory",
+            index.display()
+        )));
+    }
+    Ok(names)
 }
 
 /// A relative path that stays below the directory it is joined to: no
@@ -179,8 +184,8 @@ pub fn is_plain_relative(name: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Names the index file lists, for the hub code to fetch shards.
-pub fn shard_names(index_json: &serde_json::Value) -> Vec<String> {
+/// Names the index file lists.
+fn shard_names(index_json: &serde_json::Value) -> Vec<String> {
     let names: BTreeSet<String> = index_json
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -11,14 +11,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::messages::quoted_list;
 use super::names::is_commit_hash;
 use super::settings::Settings;
 use super::{Resolved, CONFIG_FILE};
 use crate::error::{Error, Result};
-use crate::weights::{shard_names, WEIGHT_CANDIDATES};
+use crate::weights::WEIGHT_CANDIDATES;
 
 /// `models--org--name`.
 fn repo_folder(repo_id: &str) -> String {
@@ -137,25 +135,7 @@ pub fn missing_model_files(dir: &Path) -> Vec<String> {
 }
 
 /// The shard files a `*.index.json` names (plain relative names only).
-pub(super) fn read_index(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let json: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::invalid_model(format!("{}: {e}", path.display())))?;
-    let shards = shard_names(&json);
-    if shards.is_empty() {
-        return Err(Error::invalid_model(format!(
-            "{} has no \"weight_map\" naming shard files",
-            path.display()
-        )));
-    }
-    if let Some(bad) = shards.iter().find(|s| !is_safe_relative(s)) {
-        return Err(Error::invalid_model(format!(
-            "{} names the shard {bad:?}, which is not a plain file name",
-            path.display()
-        )));
-    }
-    Ok(shards)
-}
+pub(super) use crate::weights::index_shards as read_index;
 
 /// A path that stays inside the directory it is joined to (the rule the
 /// weight loader applies to shard names).
