@@ -5,7 +5,7 @@
 //! [`keeping::KeepingAllocator`] as its global allocator: on Linux it keeps
 //! a predict call's large freed blocks on transparent huge pages and hands
 //! them out again, which measured 3-7% faster on the forward bench (AMD EPYC
-//! Zen 3, paired runs); candle's tensors own their buffers, so this reuse
+//! Zen 2, paired runs); candle's tensors own their buffers, so this reuse
 //! cannot be had from a workspace the forward pass plans itself. It is off
 //! with `CROSSRANK_ALLOCATOR=system`.
 //!
