@@ -30,6 +30,10 @@ CHILD = textwrap.dedent("""
     affinity = os.environ.pop("TEST_AFFINITY", None)
     if affinity is not None:
         os.sched_setaffinity(0, {int(c) for c in affinity.split(",")})
+    cgroup = os.environ.pop("TEST_CGROUP", None)
+    if cgroup is not None:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+            procs.write(str(os.getpid()))
     import crossrank
     model = crossrank.CrossEncoder(sys.argv[1], **json.loads(sys.argv[2]))
     scores = model.predict([("berlin people", "berlin has people " * 40)] * 64, batch_size=8)
@@ -76,6 +80,41 @@ def test_the_default_is_the_cpus_this_process_may_use(bert_dir: Path) -> None:
     assert (seen["process"], seen["compute_threads"]) == (1, 1)
     unrestricted = run_child(bert_dir, {})
     assert unrestricted["process"] == len(os.sched_getaffinity(0))
+
+
+def one_cpu_cgroup() -> Path | None:
+    """A cgroup (v1 cpu controller, or v2) whose quota is one CPU, if this process may
+    make one (root in a container that lets it), else None."""
+    for root, v2 in ((Path("/sys/fs/cgroup/cpu"), False), (Path("/sys/fs/cgroup"), True)):
+        group = root / f"crossrank-test-{os.getpid()}"
+        try:
+            group.mkdir()
+        except OSError:
+            continue
+        try:
+            if v2:
+                (group / "cpu.max").write_text("100000 100000")
+            else:
+                (group / "cpu.cfs_period_us").write_text("100000")
+                (group / "cpu.cfs_quota_us").write_text("100000")
+            return group
+        except OSError:
+            group.rmdir()
+    return None
+
+
+def test_the_default_follows_the_cgroup_cpu_quota(bert_dir: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs at least 2 CPUs to limit to 1")
+    group = one_cpu_cgroup()
+    if group is None:
+        pytest.skip("cannot make a cgroup with a CPU quota here (needs root and a "
+                    "writable cpu controller)")
+    try:
+        seen = run_child(bert_dir, {"TEST_CGROUP": str(group)})
+    finally:
+        group.rmdir()
+    assert (seen["process"], seen["compute_threads"]) == (1, 1)
 
 
 def test_scores_do_not_depend_on_the_thread_count(bert_dir: Path) -> None:
