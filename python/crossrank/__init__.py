@@ -6,6 +6,8 @@
 """
 
 from ._crossrank import SUPPORTED_MODEL_TYPES, __version__, release_memory
+from ._patch import is_patched, patch, patched, unpatch
 from .cross_encoder import CrossEncoder
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__", "release_memory"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__", "is_patched", "patch",
+           "patched", "release_memory", "unpatch"]
