@@ -82,7 +82,7 @@ def unpatch() -> None:
             return
         for module, original in reversed(_applied.replaced):
             if getattr(module, "CrossEncoder", None) is CrossEncoder:  # not changed since
-                module.CrossEncoder = original
+                module.__dict__["CrossEncoder"] = original
         for name, module in _applied.stand_ins.items():
             if sys.modules.get(name) is module:
                 del sys.modules[name]
@@ -131,7 +131,7 @@ def _replace_in_real_package() -> _Applied:
         module = importlib.import_module(name)
         if getattr(module, "CrossEncoder", None) is original:
             applied.replaced.append((module, original))
-            module.CrossEncoder = CrossEncoder
+            module.__dict__["CrossEncoder"] = CrossEncoder
     return applied
 
 
@@ -171,8 +171,7 @@ def _stand_in(name: str) -> _StandInModule:
                                                      origin="crossrank.patch()",
                                                      is_package=True)
     module.__path__ = []  # a package, so that its one submodule imports
-    module.__all__ = ["CrossEncoder"]
-    module.CrossEncoder = CrossEncoder
+    module.__dict__.update(__all__=["CrossEncoder"], CrossEncoder=CrossEncoder)
     return module
 
 
@@ -188,10 +187,13 @@ class _MissingSubmoduleFinder:
 
 
 def _install_stand_in() -> _Applied:
-    applied = _Applied(finder=_MissingSubmoduleFinder())
+    finder = _MissingSubmoduleFinder()
+    applied = _Applied(finder=finder)
     for name in STAND_IN_MODULES:
         applied.stand_ins[name] = _stand_in(name)
-    applied.stand_ins[PACKAGE].cross_encoder = applied.stand_ins[f"{PACKAGE}.cross_encoder"]
+    # A package's imported submodule is its attribute too.
+    applied.stand_ins[PACKAGE].__dict__["cross_encoder"] = (
+        applied.stand_ins[f"{PACKAGE}.cross_encoder"])
     sys.modules.update(applied.stand_ins)
-    sys.meta_path.insert(0, applied.finder)
+    sys.meta_path.insert(0, finder)
     return applied

@@ -92,7 +92,7 @@ def test_stand_in_refuses_everything_else_naming_the_patch() -> None:
     with pytest.raises(ImportError, match=r"SentenceTransformer is not available.*"
                                           r"crossrank\.patch\(\).*only CrossEncoder"):
         from sentence_transformers import SentenceTransformer  # noqa: F401
-    with pytest.raises(ImportError, match="sentence_transformers.util is not available"):
+    with pytest.raises(ImportError, match=r"sentence_transformers\.util is not available"):
         import sentence_transformers.util  # noqa: F401
     with pytest.raises(ImportError, match="CrossEncoderTrainer is not available"):
         from sentence_transformers.cross_encoder import CrossEncoderTrainer  # noqa: F401
@@ -187,6 +187,9 @@ def test_keyword_arguments_frameworks_pass_are_accepted(bert_dir: Path,
             backend="torch", local_files_only=True, token=None, activation_fn=None,
         )
     np.testing.assert_array_equal(model.predict(PAIRS), reference.predict(PAIRS))
+    old_names = CrossEncoder(str(bert_dir), automodel_args={"torch_dtype": "float32"},
+                             tokenizer_args={"model_max_length": 32})  # 5.x names
+    assert old_names.max_length == 32 and old_names.precision == "float32"
 
 
 # -- the frameworks ------------------------------------------------------------------------
