@@ -47,6 +47,8 @@ class _Applied:
     replaced: list[tuple[types.ModuleType, Any]] = field(default_factory=list)
     #: Stand-in modules put into ``sys.modules``, by name.
     stand_ins: dict[str, types.ModuleType] = field(default_factory=dict)
+    #: What ``sys.modules`` held under those names before (``None`` blocks an import).
+    displaced: dict[str, types.ModuleType | None] = field(default_factory=dict)
     #: The import hook that refuses the stand-in's missing submodules.
     finder: _MissingSubmoduleFinder | None = None
 
@@ -85,7 +87,10 @@ def unpatch() -> None:
                 module.__dict__["CrossEncoder"] = original
         for name, module in _applied.stand_ins.items():
             if sys.modules.get(name) is module:
-                del sys.modules[name]
+                if name in _applied.displaced:
+                    sys.modules[name] = _applied.displaced[name]  # type: ignore[assignment]
+                else:
+                    del sys.modules[name]
         if _applied.finder is not None and _applied.finder in sys.meta_path:
             sys.meta_path.remove(_applied.finder)
         _applied = None
@@ -114,12 +119,11 @@ def patched() -> Iterator[None]:
 
 
 def _sentence_transformers_installed() -> bool:
-    """Whether a real sentence-transformers can be imported (a stand-in is not one)."""
-    module = sys.modules.get(PACKAGE)
-    if isinstance(module, _StandInModule):
-        return False
-    if module is not None:
-        return True
+    """Whether a real sentence-transformers can be imported (a stand-in is not one, and
+    ``sys.modules["sentence_transformers"] = None`` blocks it)."""
+    if PACKAGE in sys.modules:
+        module = sys.modules[PACKAGE]
+        return module is not None and not isinstance(module, _StandInModule)
     return importlib.util.find_spec(PACKAGE) is not None
 
 
@@ -194,6 +198,7 @@ def _install_stand_in() -> _Applied:
     # A package's imported submodule is its attribute too.
     applied.stand_ins[PACKAGE].__dict__["cross_encoder"] = (
         applied.stand_ins[f"{PACKAGE}.cross_encoder"])
+    applied.displaced = {n: sys.modules[n] for n in STAND_IN_MODULES if n in sys.modules}
     sys.modules.update(applied.stand_ins)
     sys.meta_path.insert(0, finder)
     return applied

@@ -113,6 +113,24 @@ def test_stand_in_patch_and_unpatch_are_idempotent() -> None:
     assert not crossrank.is_patched()
 
 
+def test_blocked_package_gets_the_stand_in_and_the_block_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sys.modules[name] = None`` (how tests hide a package) counts as absent, here with
+    sentence-transformers installed or not; unpatch puts back what was there."""
+    subpackage = "sentence_transformers.cross_encoder"
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    before = sys.modules.get(subpackage, "absent")
+    crossrank.patch()
+    from sentence_transformers.cross_encoder import CrossEncoder as FromStandIn
+
+    assert FromStandIn is CrossEncoder
+    with pytest.raises(ImportError, match=r"crossrank's stand-in"):
+        from sentence_transformers import SentenceTransformer  # noqa: F401
+    crossrank.unpatch()
+    assert sys.modules["sentence_transformers"] is None
+    assert sys.modules.get(subpackage, "absent") is before
+
+
 # -- the real package (sentence-transformers installed) -------------------------------------
 
 
