@@ -82,17 +82,8 @@ def unpatch() -> None:
     with _lock:
         if _applied is None:
             return
-        for module, original in reversed(_applied.replaced):
-            if getattr(module, "CrossEncoder", None) is CrossEncoder:  # not changed since
-                module.__dict__["CrossEncoder"] = original
-        for name, module in _applied.stand_ins.items():
-            if sys.modules.get(name) is module:
-                if name in _applied.displaced:
-                    sys.modules[name] = _applied.displaced[name]  # type: ignore[assignment]
-                else:
-                    del sys.modules[name]
-        if _applied.finder is not None and _applied.finder in sys.meta_path:
-            sys.meta_path.remove(_applied.finder)
+        _restore_attributes(_applied)
+        _remove_stand_in(_applied)
         _applied = None
 
 
@@ -101,18 +92,29 @@ def is_patched() -> bool:
     return _applied is not None
 
 
+# `patched()` blocks open now, and whether the first of them did the patching.
+_open_blocks = 0
+_blocks_patched = False
+
+
 @contextmanager
 def patched() -> Iterator[None]:
-    """``with crossrank.patched(): ...``: patched inside the block. Reverts on exit only if
-    this block did the patching, so it nests inside :func:`patch` or another block."""
+    """``with crossrank.patched(): ...``: patched inside the block. When the last open block
+    exits, reverts the patch if the blocks made it (not if :func:`patch` had), so blocks nest
+    and overlap across threads."""
+    global _open_blocks, _blocks_patched
     with _lock:
-        was_patched = is_patched()
+        if _open_blocks == 0:
+            _blocks_patched = not is_patched()
+        _open_blocks += 1
         patch()
     try:
         yield
     finally:
-        if not was_patched:
-            unpatch()
+        with _lock:
+            _open_blocks -= 1
+            if _open_blocks == 0 and _blocks_patched:
+                unpatch()
 
 
 # -- sentence-transformers installed -------------------------------------------------------
@@ -125,6 +127,12 @@ def _sentence_transformers_installed() -> bool:
         module = sys.modules[PACKAGE]
         return module is not None and not isinstance(module, _StandInModule)
     return importlib.util.find_spec(PACKAGE) is not None
+
+
+def _restore_attributes(applied: _Applied) -> None:
+    for module, original in reversed(applied.replaced):
+        if getattr(module, "CrossEncoder", None) is CrossEncoder:  # not replaced again since
+            module.__dict__["CrossEncoder"] = original
 
 
 def _replace_in_real_package() -> _Applied:
@@ -202,3 +210,17 @@ def _install_stand_in() -> _Applied:
     sys.modules.update(applied.stand_ins)
     sys.meta_path.insert(0, finder)
     return applied
+
+
+def _remove_stand_in(applied: _Applied) -> None:
+    """Takes the stand-in's modules out of ``sys.modules`` (putting back what they displaced)
+    and its import hook out of ``sys.meta_path``."""
+    for name, module in applied.stand_ins.items():
+        if sys.modules.get(name) is not module:
+            continue  # replaced by someone else since: theirs now
+        if name in applied.displaced:
+            sys.modules[name] = applied.displaced[name]  # type: ignore[assignment]
+        else:
+            del sys.modules[name]
+    if applied.finder is not None and applied.finder in sys.meta_path:
+        sys.meta_path.remove(applied.finder)

@@ -178,18 +178,39 @@ def test_patched_context_manager_nests() -> None:
     assert crossrank.is_patched()
 
 
+def test_overlapping_patched_blocks_unpatch_when_the_last_exits() -> None:
+    first, second = crossrank.patched(), crossrank.patched()  # as two threads would
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert crossrank.is_patched()
+    second.__exit__(None, None, None)
+    assert not crossrank.is_patched()
+
+
 def test_concurrent_patch_unpatch_leave_a_consistent_state() -> None:
     def flip() -> None:
         for _ in range(200):
             crossrank.patch()
             crossrank.unpatch()
 
-    threads = [threading.Thread(target=flip) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not crossrank.is_patched()
+    unpatched_inside: list[object] = []  # a thread's assert would not fail the test
+
+    def in_blocks() -> None:
+        for _ in range(200):
+            with crossrank.patched():
+                found = sys.modules["sentence_transformers"].CrossEncoder
+                if found is not CrossEncoder:
+                    unpatched_inside.append(found)
+
+    for target in (flip, in_blocks):
+        threads = [threading.Thread(target=target) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not crossrank.is_patched()
+    assert unpatched_inside == []
     if not HAS_ST:
         assert "sentence_transformers" not in sys.modules
     else:
