@@ -3,6 +3,9 @@
 >>> from crossrank import CrossEncoder
 >>> model = CrossEncoder("cross-encoder/ms-marco-MiniLM-L12-v2")
 >>> model.predict([("query", "passage")])
+
+>>> import crossrank
+>>> crossrank.patch()   # sentence_transformers.CrossEncoder is crossrank's, for frameworks
 """
 
 from ._crossrank import SUPPORTED_MODEL_TYPES, __version__, release_memory
