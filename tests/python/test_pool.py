@@ -227,3 +227,22 @@ def test_a_pool_belongs_to_its_model(model: CrossEncoder, bert_dir: Path) -> Non
     pool = other.start_multi_process_pool()
     with pytest.raises(ValueError, match="started by another CrossEncoder"):
         model.predict(PAIRS, pool=pool)
+
+
+def test_signatures_match_sentence_transformers() -> None:
+    st = pytest.importorskip("sentence_transformers")
+    import inspect
+
+    theirs = st.CrossEncoder
+    if not hasattr(theirs, "start_multi_process_pool"):
+        pytest.skip("this sentence-transformers has no CrossEncoder pools (5.x)")
+    for name in ("start_multi_process_pool", "stop_multi_process_pool"):
+        ours_params = list(inspect.signature(getattr(CrossEncoder, name)).parameters)
+        their_params = list(inspect.signature(getattr(theirs, name)).parameters)
+        assert ours_params == their_params, name
+    assert isinstance(inspect.getattr_static(CrossEncoder, "stop_multi_process_pool"),
+                      staticmethod)
+    assert isinstance(inspect.getattr_static(theirs, "stop_multi_process_pool"), staticmethod)
+    for method in ("predict", "rank"):
+        params = inspect.signature(getattr(theirs, method)).parameters
+        assert {"pool", "chunk_size", "device"} <= set(params), method
