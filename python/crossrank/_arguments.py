@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _precision
+from . import _pool, _precision
 
 # sentence-transformers' logger names (5.x, 6.x): their levels decide the default of
 # `show_progress_bar`, and deprecation notes go where users of either version look.
@@ -272,8 +272,6 @@ class PredictOptions:
         o.devices = list(device) if isinstance(device, list) and device else None
         o.pool = kwargs.pop("pool", None)
         o.chunk_size = kwargs.pop("chunk_size", None)
-        from . import _pool
-
         _pool.check_pool(o.pool)
         if o.chunked:
             _pool.check_chunk_size(o.chunk_size)

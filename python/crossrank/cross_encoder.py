@@ -701,7 +701,9 @@ class CrossEncoder:
                 Defaults to None.
             chunk_size (int, optional): Pairs per chunk with a ``pool`` or a device list. If
                 None, sentence-transformers' default (a tenth of the pairs, at most 5000),
-                rounded up to whole batches. Defaults to None.
+                rounded up to whole batches. A chunk is at most one batch less full than
+                a plain call's batches would be, so a ``chunk_size`` below ``batch_size``
+                makes smaller batches (and a slower call). Defaults to None.
 
         Returns:
             Union[List[np.ndarray], np.ndarray, torch.Tensor]: Predictions for the passed
