@@ -701,9 +701,10 @@ class CrossEncoder:
                 Defaults to None.
             chunk_size (int, optional): Pairs per chunk with a ``pool`` or a device list. If
                 None, sentence-transformers' default (a tenth of the pairs, at most 5000),
-                rounded up to whole batches. A chunk is at most one batch less full than
-                a plain call's batches would be, so a ``chunk_size`` below ``batch_size``
-                makes smaller batches (and a slower call). Defaults to None.
+                rounded up to whole batches. Each chunk is batched on its own: a
+                ``chunk_size`` that is not a multiple of ``batch_size`` adds a partial batch
+                per chunk, and one below ``batch_size`` makes every batch that small (a
+                slower call). Defaults to None.
 
         Returns:
             Union[List[np.ndarray], np.ndarray, torch.Tensor]: Predictions for the passed
