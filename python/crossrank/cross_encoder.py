@@ -92,7 +92,8 @@ class CrossEncoder:
         model_card_data (CrossEncoderModelCardData, optional): What evaluators record on the
             model (:attr:`model_card_data`): crossrank's
             :class:`~crossrank.model_card.CrossEncoderModelCardData`, or
-            sentence-transformers' own. Defaults to None (a new crossrank one).
+            sentence-transformers' own. Defaults to None (a new crossrank one). It is not
+            pickled: an unpickled model starts with a new one.
         backend (str): The backend to use for inference. Only "torch" (the default, meaning
             "the model as saved") is available.
         prompts (dict[str, str], optional): A dictionary with prompts for the model. The key is
