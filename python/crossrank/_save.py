@@ -108,13 +108,19 @@ def save(model: CrossEncoder, path: str | os.PathLike[str], create_model_card: b
     config = _read_json(source / "config.json", {})
     config.update(model._load_args.get("config_kwargs") or {})
     config.pop("sbert_ce_default_activation_function", None)  # the pre-4.x key, superseded
-    config["sentence_transformers"] = {"activation_fn": fn_path,
-                                       "version": f"crossrank-{_version()}"}
+    # 5.x parses "version" as the sentence-transformers release that made the model (and
+    # fails on anything else): keep the one the model came with, if any.
+    saved_with = (config.get("sentence_transformers") or {}).get("version")
+    config["sentence_transformers"] = {"activation_fn": fn_path}
+    if isinstance(saved_with, str):
+        config["sentence_transformers"]["version"] = saved_with
     _write_json(out / "config.json", config)
 
     st_config = _read_json(source / "config_sentence_transformers.json", {})
+    versions = st_config.get("__version__")
     st_config.update({
-        "__version__": {"crossrank": _version()},
+        "__version__": {**(versions if isinstance(versions, dict) else {}),
+                        "crossrank": _version()},
         "model_type": "CrossEncoder",
         "activation_fn": fn_path,
         "prompts": dict(model.prompts),
