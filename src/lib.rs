@@ -14,6 +14,7 @@ pub mod error;
 pub mod hub;
 pub mod models;
 pub mod ops;
+pub mod threads;
 pub mod tokenizer;
 pub mod weights;
 

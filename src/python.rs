@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use crate::engine::{CrossEncoder, LoadOptions};
 use crate::error::Error;
 use crate::models::SUPPORTED_MODEL_TYPES;
 use crate::ops::Precision;
+use crate::threads;
 
 fn to_py_err(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -37,9 +38,11 @@ fn to_py_err(e: Error) -> PyErr {
 /// The work runs in a rayon pool of this process (see [`PoolLease`]).
 fn run_detached<T: Send>(
     py: Python<'_>,
+    threads: usize,
     work: impl FnOnce() -> Result<T, Error> + Send,
 ) -> PyResult<T> {
-    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| PoolLease::take().install(work))));
+    let outcome =
+        py.detach(|| catch_unwind(AssertUnwindSafe(|| PoolLease::take(threads).install(work))));
     match outcome {
         Ok(result) => result.map_err(to_py_err),
         Err(panic) => Err(panic_error(panic)),
@@ -52,7 +55,8 @@ static IDLE_POOLS: Mutex<(u32, Vec<rayon::ThreadPool>)> = Mutex::new((0, Vec::ne
 /// Idle pools kept for later calls; more are shut down when returned.
 const MAX_IDLE_POOLS: usize = 4;
 
-/// A rayon pool for one native call, handed back when the call ends.
+/// A rayon pool of the call's thread budget (see [`crate::threads`]) for one
+/// native call, handed back when the call ends.
 ///
 /// Why not rayon's global pool: it does not survive `fork()`. The child
 /// inherits the pool's bookkeeping but none of its threads, so the first
@@ -70,7 +74,7 @@ const MAX_IDLE_POOLS: usize = 4;
 struct PoolLease(Option<rayon::ThreadPool>);
 
 impl PoolLease {
-    fn take() -> Self {
+    fn take(threads: usize) -> Self {
         let pid = std::process::id();
         {
             let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,11 +84,16 @@ impl PoolLease {
                 std::mem::forget(std::mem::take(&mut idle.1));
                 idle.0 = pid;
             }
-            if let Some(pool) = idle.1.pop() {
-                return Self(Some(pool));
+            let same_size = idle
+                .1
+                .iter()
+                .rposition(|p| p.current_num_threads() == threads);
+            if let Some(at) = same_size {
+                return Self(Some(idle.1.swap_remove(at)));
             }
         }
         let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
             .thread_name(|i| format!("crossrank-{i}"))
             .build()
             .unwrap_or_else(|e| panic!("cannot start crossrank's thread pool: {e}"));
@@ -115,8 +124,16 @@ impl Drop for PoolLease {
     }
 }
 
-/// `NativeCrossEncoder(path, num_labels, max_length, config_overrides)`.
-type LoadArgs = (PathBuf, Option<usize>, usize, Option<String>, &'static str);
+/// `NativeCrossEncoder(path, num_labels, max_length, config_overrides,
+/// precision, num_threads)`.
+type LoadArgs = (
+    PathBuf,
+    Option<usize>,
+    usize,
+    Option<String>,
+    &'static str,
+    Option<usize>,
+);
 
 /// Messages from a running `predict_logits` to the calling thread.
 enum Event {
@@ -144,12 +161,25 @@ struct NativeCrossEncoder {
     path: PathBuf,
     num_labels: Option<usize>,
     config_overrides: Option<String>,
+    /// This model's own thread budget; 0 = the process's.
+    threads: AtomicUsize,
+}
+
+impl NativeCrossEncoder {
+    fn own_threads(&self) -> Option<usize> {
+        Some(self.threads.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    fn budget(&self) -> usize {
+        threads::resolve(self.own_threads()).threads
+    }
 }
 
 #[pymethods]
 impl NativeCrossEncoder {
     #[new]
-    #[pyo3(signature = (path, num_labels=None, max_length=None, config_overrides=None, precision="float32"))]
+    #[pyo3(signature = (path, num_labels=None, max_length=None, config_overrides=None,
+                        precision="float32", num_threads=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -157,7 +187,9 @@ impl NativeCrossEncoder {
         max_length: Option<usize>,
         config_overrides: Option<String>,
         precision: &str,
+        num_threads: Option<usize>,
     ) -> PyResult<Self> {
+        let num_threads = check_thread_count(num_threads)?;
         let precision = Precision::from_name(precision).map_err(to_py_err)?;
         let overrides = config_overrides
             .as_deref()
@@ -170,7 +202,7 @@ impl NativeCrossEncoder {
             config_overrides: overrides,
             precision,
         };
-        let inner = run_detached(py, || {
+        let inner = run_detached(py, threads::resolve(num_threads).threads, || {
             // At load time a tensor error means weights that do not fit the
             // config (a missing layer, a wrong shape): a broken model.
             CrossEncoder::from_dir(&path, &options).map_err(|e| match e {
@@ -187,6 +219,7 @@ impl NativeCrossEncoder {
             path: std::path::absolute(&path).unwrap_or(path),
             num_labels,
             config_overrides,
+            threads: AtomicUsize::new(num_threads.unwrap_or(0)),
         })
     }
 
@@ -199,6 +232,7 @@ impl NativeCrossEncoder {
             this.inner.max_length(),
             this.config_overrides.clone(),
             this.inner.precision().name(),
+            this.own_threads(),
         );
         Ok((slf.get_type().into_any(), args))
     }
@@ -228,7 +262,7 @@ impl NativeCrossEncoder {
                 let mut result: Option<Result<Vec<f32>, Error>> = None;
                 let slot = &mut result;
                 let (inner, pairs, stop_flag) = (&self.inner, &pairs, &stop);
-                PoolLease::take().in_place_scope(|scope| {
+                PoolLease::take(self.budget()).in_place_scope(|scope| {
                     scope.spawn(move |_| {
                         let mut on_batch = |done: usize, total: usize| {
                             // The receiver lives until the scope ends.
@@ -286,6 +320,25 @@ impl NativeCrossEncoder {
     #[getter]
     fn num_labels(&self) -> usize {
         self.inner.num_labels()
+    }
+
+    /// This model's own thread budget, or None to follow the process's.
+    #[getter]
+    fn num_threads(&self) -> Option<usize> {
+        self.own_threads()
+    }
+
+    #[setter]
+    fn set_num_threads(&self, value: Option<usize>) -> PyResult<()> {
+        let value = check_thread_count(value)?;
+        self.threads.store(value.unwrap_or(0), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The threads this model's calls run on now.
+    #[getter]
+    fn threads_in_use(&self) -> usize {
+        self.budget()
     }
 
     #[getter]
@@ -374,7 +427,9 @@ impl NativeCrossEncoder {
         py: Python<'_>,
         pairs: Vec<(String, String)>,
     ) -> PyResult<Vec<(Vec<u32>, Vec<u32>)>> {
-        let encoded = run_detached(py, || self.inner.tokenizer().encode_pairs(&pairs))?;
+        let encoded = run_detached(py, self.budget(), || {
+            self.inner.tokenizer().encode_pairs(&pairs)
+        })?;
         Ok(encoded.into_iter().map(|e| (e.ids, e.type_ids)).collect())
     }
 }
@@ -388,6 +443,8 @@ fn _crossrank(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runnable_isas, m)?)?;
     m.add_function(wrap_pyfunction!(active_isa, m)?)?;
     m.add_function(wrap_pyfunction!(release_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(thread_budget, m)?)?;
     m.add("PRECISIONS", Precision::NAMES.to_vec())?;
     Ok(())
 }
@@ -406,6 +463,32 @@ fn runnable_isas() -> Vec<&'static str> {
 #[pyfunction]
 fn active_isa() -> &'static str {
     crate::ops::simd::active_isa().name()
+}
+
+fn check_thread_count(threads: Option<usize>) -> PyResult<Option<usize>> {
+    match threads {
+        Some(0) => Err(PyValueError::new_err(
+            "num_threads must be at least 1 (or None for the default)",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Sets the threads every model of this process uses unless it has its own
+/// `num_threads`; None goes back to the environment and the available CPUs.
+#[pyfunction]
+#[pyo3(signature = (num_threads))]
+fn set_num_threads(num_threads: Option<usize>) -> PyResult<()> {
+    threads::set_process_threads(check_thread_count(num_threads)?);
+    Ok(())
+}
+
+/// The process's thread budget: `(threads, where it came from, messages for
+/// environment values that were ignored)`.
+#[pyfunction]
+fn thread_budget() -> (usize, String, Vec<String>) {
+    let budget = threads::resolve(None);
+    (budget.threads, budget.source.describe(), budget.ignored)
 }
 
 /// Gives free memory the process still holds back to the system (large

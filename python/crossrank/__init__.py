@@ -6,6 +6,8 @@
 """
 
 from ._crossrank import SUPPORTED_MODEL_TYPES, __version__, release_memory
+from ._threads import get_num_threads, set_num_threads
 from .cross_encoder import CrossEncoder
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__", "release_memory"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "CrossEncoder", "__version__", "get_num_threads",
+           "release_memory", "set_num_threads"]

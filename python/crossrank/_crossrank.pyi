@@ -17,6 +17,8 @@ __all__ = [
     "hub_resolve",
     "release_memory",
     "runnable_isas",
+    "set_num_threads",
+    "thread_budget",
 ]
 
 __version__: str
@@ -28,6 +30,13 @@ def runnable_isas() -> list[str]:
 
 def active_isa() -> str:
     """The path kernels take in this process (``CROSSRANK_ISA`` applied)."""
+
+def set_num_threads(num_threads: int | None) -> None:
+    """Sets the threads every model of this process uses unless it has its own; None goes
+    back to the environment and the available CPUs."""
+
+def thread_budget() -> tuple[int, str, list[str]]:
+    """``(threads, where it came from, messages for ignored environment values)``."""
 
 def release_memory() -> None:
     """Gives free memory the process still holds back to the system: large buffers kept for
@@ -42,6 +51,7 @@ class NativeCrossEncoder:
         max_length: int | None = None,
         config_overrides: str | None = None,
         precision: str = "float32",
+        num_threads: int | None = None,
     ) -> NativeCrossEncoder: ...
     def predict_logits(
         self,
@@ -52,7 +62,9 @@ class NativeCrossEncoder:
     def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
     def __reduce__(
         self,
-    ) -> tuple[type[NativeCrossEncoder], tuple[Path, int | None, int, str | None, str]]: ...
+    ) -> tuple[
+        type[NativeCrossEncoder], tuple[Path, int | None, int, str | None, str, int | None]
+    ]: ...
     def tokenizer_json(self) -> str: ...
     @property
     def num_labels(self) -> int: ...
@@ -62,6 +74,14 @@ class NativeCrossEncoder:
     def max_length(self, value: int) -> None: ...
     @property
     def max_positions(self) -> int: ...
+    @property
+    def num_threads(self) -> int | None:
+        """This model's own thread budget, or None to follow the process's."""
+    @num_threads.setter
+    def num_threads(self, value: int | None) -> None: ...
+    @property
+    def threads_in_use(self) -> int:
+        """The threads this model's calls run on now."""
     @property
     def model_type(self) -> str: ...
     @property

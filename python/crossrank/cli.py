@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                        default="float32",
                        help="precision of the matrix products: float32 (exact, default), int8 "
                             "(fastest) or bfloat16")
+    model.add_argument("--threads", type=_positive_int, default=None,
+                       help="compute threads (default: CROSSRANK_NUM_THREADS, OMP_NUM_THREADS, "
+                            "else the CPUs this process may use)")
     model.add_argument("--activation", choices=("model", "sigmoid", "none"), default="model",
                        help="applied to the logits: the model's saved one (default), sigmoid, "
                             "or none (raw logits)")
@@ -180,7 +183,7 @@ def _load(args: argparse.Namespace) -> Any:
 
     return CrossEncoder(args.model, max_length=args.max_length, revision=args.revision,
                         cache_folder=args.cache_folder, local_files_only=args.local_files_only,
-                        precision=args.precision)
+                        precision=args.precision, num_threads=args.threads)
 
 
 def _activation(args: argparse.Namespace) -> Callable[..., Any] | None:

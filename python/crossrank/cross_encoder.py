@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Union, overl
 
 import numpy as np
 
-from . import _activations, _arguments, _precision, _torch_face
+from . import _activations, _arguments, _precision, _threads, _torch_face
 from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder, release_memory
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
@@ -101,6 +101,12 @@ class CrossEncoder:
             has no bfloat16 kernel, with a warning). Embeddings, norms, attention softmax and
             the classification head stay float32. :attr:`precision` reads it back,
             :attr:`kernels` says which kernels run.
+        num_threads (int, optional): crossrank's own: the compute threads this model's calls
+            run on. If None (the default), the process's budget: :func:`crossrank.
+            set_num_threads`, else ``CROSSRANK_NUM_THREADS``, else ``OMP_NUM_THREADS`` (as
+            PyTorch; Ray and Spark set it for their workers), else the CPUs this process may
+            use (its affinity mask and cgroup CPU quota, not the machine's cores).
+            :attr:`num_threads` reads and changes it.
 
     Example:
         ::
@@ -136,6 +142,7 @@ class CrossEncoder:
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
         precision: _precision.Precision | None = None,
+        num_threads: int | None = None,
         keep_in_fp32_modules: list[str] | None = None,
         modules: Any = None,
         # Old aliases sentence-transformers still accepts.
@@ -159,6 +166,8 @@ class CrossEncoder:
             default_activation_function=default_activation_function,
             classifier_dropout=classifier_dropout,
         )
+        _arguments.check_optional_int("num_threads", num_threads)
+        _threads.warn_ignored_environment(stacklevel=2)
         self._device = a.device
         self.trust_remote_code = a.trust_remote_code
         self.model_name_or_path = a.model_name_or_path
@@ -181,7 +190,8 @@ class CrossEncoder:
             raise TypeError(f"config_kwargs must hold JSON values (config.json entries): {exc}"
                             ) from None
         self._native = NativeCrossEncoder(os.fspath(path), num_labels=a.num_labels,
-                                          config_overrides=overrides, precision=a.precision)
+                                          config_overrides=overrides, precision=a.precision,
+                                          num_threads=num_threads)
         for message in self._native.warnings:
             warnings.warn(message, stacklevel=2)
         if a.max_length is not None:
@@ -237,6 +247,19 @@ class CrossEncoder:
 
     #: 6.x name of :attr:`max_length`.
     max_seq_length = max_length
+
+    @property
+    def num_threads(self) -> int:
+        """The compute threads this model's calls run on: its own ``num_threads`` (the
+        constructor's argument, or set here), else the process's
+        (:func:`crossrank.set_num_threads`, ``CROSSRANK_NUM_THREADS``, ``OMP_NUM_THREADS``,
+        the CPUs this process may use). Setting ``None`` follows the process's again."""
+        return self._native.threads_in_use
+
+    @num_threads.setter
+    def num_threads(self, value: int | None) -> None:
+        _arguments.check_optional_int("num_threads", value)
+        self._native.num_threads = value
 
     @property
     def device(self) -> str:
@@ -386,9 +409,10 @@ class CrossEncoder:
         counts the frames from the caller (1) to it."""
         if precision == self.precision:
             return
-        _, (path, num_labels, max_length, overrides, _old) = self._native.__reduce__()
+        _, (path, num_labels, max_length, overrides, _old, threads) = self._native.__reduce__()
         native = NativeCrossEncoder(path, num_labels=num_labels, max_length=max_length,
-                                    config_overrides=overrides, precision=precision)
+                                    config_overrides=overrides, precision=precision,
+                                    num_threads=threads)
         for message in native.warnings:
             if message not in self._native.warnings:
                 warnings.warn(message, stacklevel=stacklevel + 1)
@@ -513,6 +537,7 @@ class CrossEncoder:
             "activation_fn": self.activation_fn,
             "prompts": self.prompts,
             "default_prompt_name": self.default_prompt_name,
+            "num_threads": self._native.num_threads,
         }
         return (_reload, (self._load_args, os.path.abspath(self._path)), state)
 
@@ -521,6 +546,7 @@ class CrossEncoder:
         self.activation_fn = state["activation_fn"]
         self.prompts = dict(state["prompts"])
         self.default_prompt_name = state["default_prompt_name"]
+        self._native.num_threads = state.get("num_threads")
 
     # -- scoring ---------------------------------------------------------------------------
 

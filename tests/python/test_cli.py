@@ -65,6 +65,18 @@ def test_rank_from_arguments_as_json_lines(bert: str,
                                [h["score"] for h in expected_ranking], rtol=1e-6)
 
 
+def test_threads_option_gives_the_same_ranking(bert: str,
+                                               expected_ranking: list[dict[str, Any]]) -> None:
+    result = run("rank", "--model", bert, "--threads", "1", QUERY, *DOCS)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["corpus_id"] for r in lines] == [h["corpus_id"] for h in expected_ranking]
+    np.testing.assert_allclose([r["score"] for r in lines],
+                               [h["score"] for h in expected_ranking], rtol=1e-6)
+    usage = run("rank", "--threads", "0", "q", "d")
+    assert usage.returncode == 2 and "--threads" in usage.stderr
+
+
 def test_rank_documents_from_stdin_as_a_table_with_top_k(
     bert: str, expected_ranking: list[dict[str, Any]]
 ) -> None:
