@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import crossrank
 from crossrank import CrossEncoder
 
 pd = pytest.importorskip("pandas")
@@ -78,9 +79,11 @@ def crossrank_threads() -> int:
 
 
 def score_and_observe(model: CrossEncoder, queries: Any, passages: Any) -> pd.DataFrame:
-    """The recipe's predict, with what this worker saw: its pid and crossrank's threads."""
+    """The recipe's predict, with what this worker saw: its pid, crossrank's thread budget
+    and the compute threads it started."""
     scores = model.predict(list(zip(queries, passages)))
-    return pd.DataFrame({"score": scores, "threads": crossrank_threads(), "pid": os.getpid()})
+    return pd.DataFrame({"score": scores, "budget": crossrank.get_num_threads(),
+                         "threads": crossrank_threads(), "pid": os.getpid()})
 
 
 class RayScorer:
@@ -115,10 +118,11 @@ def check_scored(got: pd.DataFrame, expected: dict[int, float]) -> None:
     # Equal up to float32 rounding: scores do not depend on batch composition or thread count
     # here, and a pair scored against the wrong text would differ by far more.
     np.testing.assert_allclose(got["score"].to_numpy(np.float32), want, rtol=1e-6, atol=1e-7)
-    threads = got.groupby("pid")["threads"].max().to_dict()
-    print(f"crossrank threads per worker (pid: count): {threads}")
-    assert all(count <= CPUS_PER_WORKER for count in threads.values()), (
-        f"a worker with {CPUS_PER_WORKER} CPU ran more crossrank threads: {threads}")
+    per_worker = got.groupby("pid")[["budget", "threads"]].max()
+    print(f"crossrank per worker (pid, budget, threads started):\n{per_worker}")
+    assert (per_worker["budget"] == CPUS_PER_WORKER).all(), per_worker
+    assert (per_worker["threads"] <= CPUS_PER_WORKER).all(), (
+        f"a worker with {CPUS_PER_WORKER} CPU ran more crossrank threads:\n{per_worker}")
 
 
 def test_thread_count_sees_crossrank_pools(bert_model: CrossEncoder) -> None:
@@ -202,7 +206,7 @@ def spark() -> Iterator[Any]:
         pyspark.cloudpickle.unregister_pickle_by_value(THIS_MODULE)
 
 
-SEEN_SCHEMA = "score float, threads int, pid int"
+SEEN_SCHEMA = "score float, budget int, threads int, pid int"
 
 
 def spark_frame(spark: Any, pairs: pd.DataFrame) -> Any:
@@ -218,8 +222,8 @@ def test_spark_predict_batch_udf(spark: Any, pairs: pd.DataFrame,
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
 
-    seen = StructType([StructField("score", FloatType()), StructField("threads", IntegerType()),
-                       StructField("pid", IntegerType())])
+    seen = StructType([StructField("score", FloatType())] + [
+        StructField(name, IntegerType()) for name in ("budget", "threads", "pid")])
     path = str(bert_dir)
     score = predict_batch_udf(lambda: make_spark_predict(path), return_type=seen,
                               batch_size=16)
