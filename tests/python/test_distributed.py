@@ -94,7 +94,9 @@ class RayScorer:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         seen = score_and_observe(self.model, batch["query"], batch["passage"])
-        return pd.concat([batch[["id"]].reset_index(drop=True), seen], axis=1)
+        for column in seen.columns:
+            batch[column] = seen[column].to_numpy()
+        return batch
 
 
 def make_spark_predict(model_path: str) -> Any:
