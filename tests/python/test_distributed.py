@@ -14,7 +14,8 @@ import importlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(),
 REQUIRED = os.environ.get("CROSSRANK_REQUIRE_DISTRIBUTED") == "1"
 CPUS_PER_WORKER = 1
 THIS_MODULE = sys.modules[__name__]
+TIMEOUT = 180  # seconds: a job stuck waiting for CPUs fails its test instead of hanging CI
 
 
 def require(module: str) -> Any:
@@ -113,6 +115,16 @@ def make_spark_predict(model_path: str) -> Any:
 # -- the checks ----------------------------------------------------------------------------------
 
 
+def finish_within(job: Callable[[], Any], seconds: float = TIMEOUT) -> Any:
+    """job()'s result, or a TimeoutError once it has run `seconds` (left to the cluster's
+    shutdown to end)."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(job).result(timeout=seconds)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def check_scored(got: pd.DataFrame, expected: dict[int, float]) -> None:
     """Every pair back exactly once, with the in-process score, each worker within its share."""
     assert sorted(got["id"]) == sorted(expected), "pairs lost or duplicated"
@@ -159,7 +171,7 @@ def test_ray_data_map_batches_with_an_actor_per_cpu(
         RayScorer, fn_constructor_kwargs={"model_path": str(bert_dir)},
         compute=ray_cluster.data.ActorPoolStrategy(size=2), num_cpus=CPUS_PER_WORKER,
         batch_size=16, batch_format="pandas")
-    check_scored(scored.to_pandas(), expected)
+    check_scored(finish_within(scored.to_pandas), expected)
 
 
 def test_ray_task_with_a_shipped_model(
@@ -169,7 +181,8 @@ def test_ray_task_with_a_shipped_model(
     remote = ray_cluster.remote(num_cpus=CPUS_PER_WORKER)(score_and_observe)
     halves = [pairs.iloc[:32], pairs.iloc[32:]]
     results = ray_cluster.get([remote.remote(bert_model, h["query"].tolist(),
-                                             h["passage"].tolist()) for h in halves])
+                                             h["passage"].tolist()) for h in halves],
+                              timeout=TIMEOUT)
     got = pd.concat([pd.concat([h[["id"]].reset_index(drop=True), r], axis=1)
                      for h, r in zip(halves, results)])
     check_scored(got, expected)
@@ -216,7 +229,7 @@ def spark_frame(spark: Any, pairs: pd.DataFrame) -> Any:
 
 
 def collect_scored(frame: Any) -> pd.DataFrame:
-    return frame.select("id", "seen.*").toPandas()
+    return finish_within(frame.select("id", "seen.*").toPandas)
 
 
 def test_spark_predict_batch_udf(spark: Any, pairs: pd.DataFrame,
