@@ -145,11 +145,24 @@ def test_thread_count_sees_crossrank_pools(bert_model: CrossEncoder) -> None:
     assert crossrank_threads() >= 1
 
 
+@pytest.fixture(scope="module")
+def engine_env() -> Iterator[pytest.MonkeyPatch]:
+    """The environment the clusters start from: no thread variables of this process's own
+    (Ray keeps a preset OMP_NUM_THREADS), so the workers get the ones the engines set."""
+    env = pytest.MonkeyPatch()
+    for name in ("OMP_NUM_THREADS", "CROSSRANK_NUM_THREADS"):
+        env.delenv(name, raising=False)
+    try:
+        yield env
+    finally:
+        env.undo()
+
+
 # -- Ray -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
+def ray_cluster(engine_env: pytest.MonkeyPatch) -> Iterator[Any]:
     ray = require("ray")
     require("ray.data")
     ray.cloudpickle.register_pickle_by_value(THIS_MODULE)
@@ -192,7 +205,7 @@ def test_ray_task_with_a_shipped_model(
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def spark(engine_env: pytest.MonkeyPatch) -> Iterator[Any]:
     pyspark = require("pyspark")
     require("pyarrow")  # pandas UDFs exchange Arrow batches
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -203,8 +216,7 @@ def spark() -> Iterator[Any]:
 
     pyspark.cloudpickle.register_pickle_by_value(THIS_MODULE)
     # The Python workers run PYSPARK_PYTHON (else `python3` on PATH): this one, with crossrank.
-    env = pytest.MonkeyPatch()
-    env.setenv("PYSPARK_PYTHON", sys.executable)
+    engine_env.setenv("PYSPARK_PYTHON", sys.executable)
     session = (SparkSession.builder.master("local[2]").appName("crossrank-tests")
                .config("spark.task.cpus", str(CPUS_PER_WORKER))
                .config("spark.driver.bindAddress", "127.0.0.1")
@@ -217,7 +229,6 @@ def spark() -> Iterator[Any]:
         yield session
     finally:
         session.stop()
-        env.undo()
         pyspark.cloudpickle.unregister_pickle_by_value(THIS_MODULE)
 
 
