@@ -297,6 +297,42 @@ mod tests {
     }
 
     #[test]
+    fn rendered_texts_are_cut_to_max_length_with_the_suffix_restored() {
+        let model =
+            CrossEncoder::from_dir(&fixture("qwen3-causal-st6"), &Default::default()).unwrap();
+        model.set_max_length(12).unwrap();
+        let tokenizer = model.tokenizer();
+        let long = "<|im_start|>user\nThe quick brown fox jumps over the lazy dog again";
+        let whole = &tokenizer.encode_rendered(&[long], None).unwrap()[0].ids;
+        assert!(whole.len() > 12);
+        let suffix = [7, 8, 9];
+        let cut = &tokenizer
+            .encode_rendered(&[long, "yes"], Some(&suffix))
+            .unwrap();
+        // Cut to 12, the last 3 overwritten; a short text is left as it is.
+        assert_eq!(cut[0].ids[..9], whole[..9]);
+        assert_eq!(cut[0].ids[9..], suffix);
+        assert_eq!(cut[1].ids, vec![tokenizer.token_id("yes").unwrap()]);
+        // A suffix longer than the cut text keeps its own tail.
+        model.set_max_length(2).unwrap();
+        let tiny = &tokenizer.encode_rendered(&[long], Some(&suffix)).unwrap()[0];
+        assert_eq!(tiny.ids, vec![8, 9]);
+    }
+
+    #[test]
+    fn a_causal_lm_scores_with_its_saved_logit_score_tokens() {
+        let model =
+            CrossEncoder::from_dir(&fixture("qwen3-causal-st6"), &Default::default()).unwrap();
+        let saved = model.config.saved_logit_tokens.unwrap();
+        assert_eq!(Some(saved.true_id), model.tokenizer().token_id("yes"));
+        assert_eq!(saved.false_id, model.tokenizer().token_id("no"));
+        assert_eq!(model.num_labels(), 1);
+        let empty = [EncodedPair::default()];
+        let err = model.predict_encoded(&empty, 4, &mut |_, _| true);
+        assert!(err.unwrap_err().to_string().contains("no tokens"));
+    }
+
+    #[test]
     fn a_saved_max_seq_length_sets_the_default_max_length() {
         // sentence_bert_config.json says 24, the tokenizer 80: 6.x uses 24.
         let model =
