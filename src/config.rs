@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::models::LogitTokens;
 
 /// The sentence-transformers activation names and the short names the
 /// Python layer maps to functions.
@@ -30,6 +31,8 @@ pub struct ModelConfig {
     pub saved_activation: Option<String>,
     /// `max_seq_length` from `sentence_bert_config.json` (or a legacy name), if any.
     pub saved_max_length: Option<usize>,
+    /// The `LogitScore` module's token ids, when `modules.json` lists one.
+    pub saved_logit_tokens: Option<LogitTokens>,
 }
 
 impl ModelConfig {
@@ -73,7 +76,17 @@ impl ModelConfig {
             model_type,
             saved_activation,
             saved_max_length,
+            saved_logit_tokens: saved_logit_tokens(dir)?,
         })
+    }
+
+    /// True when the checkpoint is a causal LM (`*ForCausalLM`):
+    /// sentence-transformers 6.x then scores it with `LogitScore`.
+    pub fn is_causal_lm(&self) -> bool {
+        self.raw
+            .pointer("/architectures/0")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.ends_with("ForCausalLM"))
     }
 
     /// `num_labels`: explicit > `len(id2label)` for a `*ForSequenceClassification`
@@ -144,6 +157,57 @@ impl ModelConfig {
 
 /// The sentence-transformers module settings: the first of the file names
 /// its loader tries (6.x reads `max_seq_length` from it).
+/// The module type sentence-transformers 6.x saves for a causal LM's score.
+const LOGIT_SCORE: &str = "sentence_transformers.cross_encoder.modules.logit_score.LogitScore";
+
+/// The true / false token ids of a `LogitScore` module listed in
+/// `modules.json` (its `config.json` in the module's folder).
+fn saved_logit_tokens(dir: &Path) -> Result<Option<LogitTokens>> {
+    let Some(modules) = read_json(&dir.join("modules.json"))? else {
+        return Ok(None);
+    };
+    let Some(module) = modules
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m.get("type").and_then(Value::as_str) == Some(LOGIT_SCORE))
+    else {
+        return Ok(None);
+    };
+    let folder = module.get("path").and_then(Value::as_str).unwrap_or("");
+    let path = dir.join(folder).join("config.json");
+    let config = read_json(&path)?.ok_or_else(|| Error::NotFound {
+        what: "LogitScore config.json",
+        path: path.clone(),
+    })?;
+    let id = |key: &str| -> Result<Option<u32>> {
+        match config.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::invalid_model(format!("{}: {key} is not a token id", path.display()))
+                }),
+        }
+    };
+    if let Some(name) = config.get("module_input_name").and_then(Value::as_str) {
+        if name != "causal_logits" {
+            return Err(Error::invalid_model(format!(
+                "{}: LogitScore reads {name:?}; only \"causal_logits\" is supported",
+                path.display()
+            )));
+        }
+    }
+    let true_id = id("true_token_id")?
+        .ok_or_else(|| Error::invalid_model(format!("{} has no true_token_id", path.display())))?;
+    Ok(Some(LogitTokens {
+        true_id,
+        false_id: id("false_token_id")?,
+    }))
+}
+
 fn saved_module_config(dir: &Path) -> Result<Option<Value>> {
     const NAMES: &[&str] = &[
         "sentence_bert_config.json",

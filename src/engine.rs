@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::models::{self, CrossEncoderModel, LoadSpec, PackedBatch};
+use crate::models::{self, CrossEncoderModel, LoadSpec, LogitTokens, PackedBatch};
 use crate::ops::profile::{time, Op};
 use crate::ops::Precision;
 use crate::tokenizer::{EncodedPair, PairTokenizer};
@@ -62,6 +62,7 @@ impl CrossEncoder {
         }
         let tokenizer = PairTokenizer::load(dir)?;
         let weights = WeightFiles::find(dir)?.open(models::weight_prefix(&config.model_type))?;
+        let logit_tokens = logit_tokens(&config, &tokenizer)?;
         let mut warnings = Vec::new();
         let model = models::load(LoadSpec {
             config: &config,
@@ -70,6 +71,7 @@ impl CrossEncoder {
             allow_new_head: options.num_labels.is_some(),
             warnings: &mut warnings,
             precision: options.precision,
+            logit_tokens,
         })?;
         warnings.extend(options.precision.warning());
         let default_max = default_max_length(
@@ -172,14 +174,47 @@ impl CrossEncoder {
         if batch_size == 0 {
             return Err(Error::invalid_input("batch_size must be at least 1"));
         }
+        let encoded = time(Op::Tokenize, || self.tokenizer.encode_pairs(pairs))?;
+        self.predict_encoded(&encoded, batch_size, progress)
+    }
+
+    /// Raw logits for texts a chat template rendered (see
+    /// [`PairTokenizer::encode_rendered`]; `suffix`: the template's tail).
+    pub fn predict_rendered<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        suffix: &[u32],
+        batch_size: usize,
+        progress: Progress<'_>,
+    ) -> Result<Vec<f32>> {
+        let encoded = time(Op::Tokenize, || {
+            self.tokenizer.encode_rendered(texts, Some(suffix))
+        })?;
+        self.predict_encoded(&encoded, batch_size, progress)
+    }
+
+    /// Raw logits for tokenised inputs, `[encoded.len() * num_labels]`.
+    pub fn predict_encoded(
+        &self,
+        encoded: &[EncodedPair],
+        batch_size: usize,
+        progress: Progress<'_>,
+    ) -> Result<Vec<f32>> {
+        if batch_size == 0 {
+            return Err(Error::invalid_input("batch_size must be at least 1"));
+        }
+        if let Some(i) = encoded.iter().position(|e| e.ids.is_empty()) {
+            return Err(Error::invalid_input(format!(
+                "input {i} tokenizes to no tokens: there is nothing for the model to score"
+            )));
+        }
         // Large buffers freed during the call are reused by its later
         // layers and batches (see `crate::alloc`).
         #[cfg(target_os = "linux")]
         let _call = crate::alloc::CallScope::enter();
-        let encoded = time(Op::Tokenize, || self.tokenizer.encode_pairs(pairs))?;
         let labels = self.num_labels();
-        let mut logits = vec![0f32; pairs.len() * labels];
-        let batches = length_sorted_batches(&encoded, batch_size);
+        let mut logits = vec![0f32; encoded.len() * labels];
+        let batches = length_sorted_batches(encoded, batch_size);
         for (done, batch) in batches.iter().enumerate() {
             let packed = PackedBatch::pack(batch.iter().map(|&i| &encoded[i]));
             let out = self.model.forward(&packed)?;
@@ -192,6 +227,28 @@ impl CrossEncoder {
             }
         }
         Ok(logits)
+    }
+}
+
+/// The `LogitScore` token ids of a causal LM: as saved in `modules.json`,
+/// else the tokenizer's "yes" / "no", as sentence-transformers 6.x picks
+/// them. `None` for a classifier.
+fn logit_tokens(config: &ModelConfig, tokenizer: &PairTokenizer) -> Result<Option<LogitTokens>> {
+    if let Some(saved) = config.saved_logit_tokens {
+        return Ok(Some(saved));
+    }
+    if !config.is_causal_lm() {
+        return Ok(None);
+    }
+    match (tokenizer.token_id("yes"), tokenizer.token_id("no")) {
+        (Some(true_id), Some(false_id)) => Ok(Some(LogitTokens {
+            true_id,
+            false_id: Some(false_id),
+        })),
+        _ => Err(Error::invalid_model(
+            "the tokenizer does not have 'yes' and/or 'no' tokens, which a causal language \
+             model is scored with (sentence-transformers' LogitScore default)",
+        )),
     }
 }
 
@@ -237,6 +294,42 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/models")
             .join(name)
+    }
+
+    #[test]
+    fn rendered_texts_are_cut_to_max_length_with_the_suffix_restored() {
+        let model =
+            CrossEncoder::from_dir(&fixture("qwen3-causal-st6"), &Default::default()).unwrap();
+        model.set_max_length(12).unwrap();
+        let tokenizer = model.tokenizer();
+        let long = "<|im_start|>user\nThe quick brown fox jumps over the lazy dog again";
+        let whole = &tokenizer.encode_rendered(&[long], None).unwrap()[0].ids;
+        assert!(whole.len() > 12);
+        let suffix = [7, 8, 9];
+        let cut = &tokenizer
+            .encode_rendered(&[long, "yes"], Some(&suffix))
+            .unwrap();
+        // Cut to 12, the last 3 overwritten; a short text is left as it is.
+        assert_eq!(cut[0].ids[..9], whole[..9]);
+        assert_eq!(cut[0].ids[9..], suffix);
+        assert_eq!(cut[1].ids, vec![tokenizer.token_id("yes").unwrap()]);
+        // A suffix longer than the cut text keeps its own tail.
+        model.set_max_length(2).unwrap();
+        let tiny = &tokenizer.encode_rendered(&[long], Some(&suffix)).unwrap()[0];
+        assert_eq!(tiny.ids, vec![8, 9]);
+    }
+
+    #[test]
+    fn a_causal_lm_scores_with_its_saved_logit_score_tokens() {
+        let model =
+            CrossEncoder::from_dir(&fixture("qwen3-causal-st6"), &Default::default()).unwrap();
+        let saved = model.config.saved_logit_tokens.unwrap();
+        assert_eq!(Some(saved.true_id), model.tokenizer().token_id("yes"));
+        assert_eq!(saved.false_id, model.tokenizer().token_id("no"));
+        assert_eq!(model.num_labels(), 1);
+        let empty = [EncodedPair::default()];
+        let err = model.predict_encoded(&empty, 4, &mut |_, _| true);
+        assert!(err.unwrap_err().to_string().contains("no tokens"));
     }
 
     #[test]

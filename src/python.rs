@@ -14,7 +14,7 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 
-use crate::engine::{CrossEncoder, LoadOptions};
+use crate::engine::{CrossEncoder, LoadOptions, Progress};
 use crate::error::Error;
 use crate::models::SUPPORTED_MODEL_TYPES;
 use crate::ops::Precision;
@@ -240,10 +240,6 @@ impl NativeCrossEncoder {
     /// Raw logits, float32 `(len(pairs), num_labels)`, in input order.
     /// `progress(done, total)` is called after each batch; an exception it
     /// raises (or Ctrl-C) stops the call after the batch in flight.
-    ///
-    /// The model runs in the process's pool with the GIL released; the
-    /// calling thread stays free to run the callback and to look for Ctrl-C
-    /// (Python runs signal handlers on the main thread only).
     #[pyo3(signature = (pairs, batch_size=32, progress=None))]
     fn predict_logits<'py>(
         &self,
@@ -252,69 +248,45 @@ impl NativeCrossEncoder {
         batch_size: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let labels = self.inner.num_labels();
-        let n = pairs.len();
-        let mut stop_reason: Option<PyErr> = None;
-        let outcome = py.detach(|| {
-            catch_unwind(AssertUnwindSafe(|| {
-                let stop = AtomicBool::new(false);
-                let (events, received) = mpsc::channel::<Event>();
-                let mut result: Option<Result<Vec<f32>, Error>> = None;
-                let slot = &mut result;
-                let (inner, pairs, stop_flag) = (&self.inner, &pairs, &stop);
-                PoolLease::take(self.budget()).in_place_scope(|scope| {
-                    scope.spawn(move |_| {
-                        let mut on_batch = |done: usize, total: usize| {
-                            // The receiver lives until the scope ends.
-                            let _ = events.send(Event::Progress(done, total));
-                            !stop_flag.load(Ordering::Relaxed)
-                        };
-                        *slot = Some(inner.predict_logits(pairs, batch_size, &mut on_batch));
-                    });
-                    // The calling thread: callbacks and signals, until the
-                    // job drops its sender.
-                    loop {
-                        let event = match received.recv_timeout(SIGNAL_POLL) {
-                            Ok(event) => Some(event),
-                            Err(mpsc::RecvTimeoutError::Timeout) => None,
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        };
-                        if stop_reason.is_some() {
-                            continue; // stopping: wait for the batch in flight
-                        }
-                        let outcome = Python::attach(|py| {
-                            py.check_signals()?;
-                            match (&event, &progress) {
-                                (Some(Event::Progress(done, total)), Some(cb)) => {
-                                    cb.call1(py, (*done, *total)).map(drop)
-                                }
-                                _ => Ok(()),
-                            }
-                        });
-                        if let Err(err) = outcome {
-                            stop_reason = Some(err);
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    }
-                });
-                result
-            }))
-        });
-        if let Some(err) = stop_reason {
-            return Err(err);
-        }
-        let logits = match outcome {
-            Ok(Some(result)) => result.map_err(to_py_err)?,
-            Ok(None) => {
-                return Err(PyRuntimeError::new_err(
-                    "crossrank internal error: no result",
-                ))
-            }
-            Err(panic) => return Err(panic_error(panic)),
+        let job = |model: &CrossEncoder, on_batch: Progress<'_>| {
+            model.predict_logits(&pairs, batch_size, on_batch)
         };
-        let array = Array2::from_shape_vec((n, labels), logits)
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        Ok(array.into_pyarray(py))
+        self.run_predict(py, pairs.len(), progress, &job)
+    }
+
+    /// Raw logits for texts a chat template rendered, each cut to
+    /// `max_length` with the template's `suffix` restored where cut (see
+    /// `predict_logits` for `progress`).
+    #[pyo3(signature = (texts, suffix, batch_size=32, progress=None))]
+    fn predict_rendered<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        suffix: Vec<u32>,
+        batch_size: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let job = |model: &CrossEncoder, on_batch: Progress<'_>| {
+            model.predict_rendered(&texts, &suffix, batch_size, on_batch)
+        };
+        self.run_predict(py, texts.len(), progress, &job)
+    }
+
+    /// Token ids of rendered texts as the model sees them (with `suffix`:
+    /// cut to `max_length` and the suffix restored; without: whole).
+    #[pyo3(signature = (texts, suffix=None))]
+    fn tokenize_rendered(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        suffix: Option<Vec<u32>>,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        let encoded = run_detached(py, self.budget(), || {
+            self.inner
+                .tokenizer()
+                .encode_rendered(&texts, suffix.as_deref())
+        })?;
+        Ok(encoded.into_iter().map(|e| e.ids).collect())
     }
 
     #[getter]
@@ -431,6 +403,86 @@ impl NativeCrossEncoder {
             self.inner.tokenizer().encode_pairs(&pairs)
         })?;
         Ok(encoded.into_iter().map(|e| (e.ids, e.type_ids)).collect())
+    }
+}
+
+/// A prediction run on the model: logits for its inputs, reporting batches.
+type PredictJob<'a> = dyn Fn(&CrossEncoder, Progress<'_>) -> Result<Vec<f32>, Error> + Sync + 'a;
+
+impl NativeCrossEncoder {
+    /// Runs a prediction `job` in the process's pool with the GIL released;
+    /// the calling thread stays free to run the `progress` callback and to
+    /// look for Ctrl-C (Python runs signal handlers on the main thread only).
+    /// Returns `(n, num_labels)` float32 logits.
+    fn run_predict<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        progress: Option<Py<PyAny>>,
+        job: &PredictJob<'_>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let labels = self.inner.num_labels();
+        let mut stop_reason: Option<PyErr> = None;
+        let outcome = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let stop = AtomicBool::new(false);
+                let (events, received) = mpsc::channel::<Event>();
+                let mut result: Option<Result<Vec<f32>, Error>> = None;
+                let slot = &mut result;
+                let (inner, stop_flag) = (&self.inner, &stop);
+                PoolLease::take(self.budget()).in_place_scope(|scope| {
+                    scope.spawn(move |_| {
+                        let mut on_batch = |done: usize, total: usize| {
+                            // The receiver lives until the scope ends.
+                            let _ = events.send(Event::Progress(done, total));
+                            !stop_flag.load(Ordering::Relaxed)
+                        };
+                        *slot = Some(job(inner, &mut on_batch));
+                    });
+                    // The calling thread: callbacks and signals, until the
+                    // job drops its sender.
+                    loop {
+                        let event = match received.recv_timeout(SIGNAL_POLL) {
+                            Ok(event) => Some(event),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        };
+                        if stop_reason.is_some() {
+                            continue; // stopping: wait for the batch in flight
+                        }
+                        let outcome = Python::attach(|py| {
+                            py.check_signals()?;
+                            match (&event, &progress) {
+                                (Some(Event::Progress(done, total)), Some(cb)) => {
+                                    cb.call1(py, (*done, *total)).map(drop)
+                                }
+                                _ => Ok(()),
+                            }
+                        });
+                        if let Err(err) = outcome {
+                            stop_reason = Some(err);
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                });
+                result
+            }))
+        });
+        if let Some(err) = stop_reason {
+            return Err(err);
+        }
+        let logits = match outcome {
+            Ok(Some(result)) => result.map_err(to_py_err)?,
+            Ok(None) => {
+                return Err(PyRuntimeError::new_err(
+                    "crossrank internal error: no result",
+                ))
+            }
+            Err(panic) => return Err(panic_error(panic)),
+        };
+        let array = Array2::from_shape_vec((n, labels), logits)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(array.into_pyarray(py))
     }
 }
 

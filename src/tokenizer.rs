@@ -111,6 +111,46 @@ impl PairTokenizer {
             .collect()
     }
 
+    /// Tokenises texts a chat template rendered (the template wrote the
+    /// special tokens: none are added), as transformers'
+    /// `apply_chat_template` does. With `suffix`, each text is cut to
+    /// `max_length` and, where the cut reached it, its last tokens are
+    /// overwritten with the template's suffix, as sentence-transformers 6.x
+    /// restores it; without, texts are returned whole.
+    pub fn encode_rendered<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        suffix: Option<&[u32]>,
+    ) -> Result<Vec<EncodedPair>> {
+        let tok = self.read();
+        let max_length = self.truncation().map(|t| t.max_length);
+        texts
+            .par_iter()
+            .map(|text| {
+                let mut ids = tok.encode_fast(text.as_ref(), false)?.get_ids().to_vec();
+                if let (Some(suffix), Some(max)) = (suffix, max_length) {
+                    ids.truncate(max);
+                    if ids.len() >= max {
+                        let keep = suffix.len().min(ids.len());
+                        let at = ids.len() - keep;
+                        ids[at..].copy_from_slice(&suffix[suffix.len() - keep..]);
+                    }
+                }
+                Ok(EncodedPair {
+                    type_ids: vec![0; ids.len()],
+                    ids,
+                })
+            })
+            .collect()
+    }
+
+    /// The id of a token (added or in the vocabulary), as transformers'
+    /// `convert_tokens_to_ids` finds it in a tokenizer without an unknown
+    /// token.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.read().token_to_id(token)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tokenizer> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }

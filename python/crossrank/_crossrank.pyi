@@ -59,7 +59,17 @@ class NativeCrossEncoder:
         batch_size: int = 32,
         progress: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[np.float32]: ...
+    def predict_rendered(
+        self,
+        texts: list[str],
+        suffix: list[int],
+        batch_size: int = 32,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> npt.NDArray[np.float32]: ...
     def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
+    def tokenize_rendered(
+        self, texts: list[str], suffix: list[int] | None = None
+    ) -> list[list[int]]: ...
     def __reduce__(
         self,
     ) -> tuple[

@@ -13,7 +13,9 @@ loader reads them:
 - ``config_kwargs`` given at load: merged into ``config.json``.
 
 ``modules.json`` and ``sentence_bert_config.json`` are written as 6.x writes them for a
-CrossEncoder (one Transformer module, sequence classification) unless the model has its own.
+CrossEncoder (one Transformer module, sequence classification; for a ``*ForCausalLM``, a
+text-generation Transformer then ``LogitScore`` with the tokenizer's "yes" / "no") unless
+the model has its own.
 """
 
 from __future__ import annotations
@@ -80,19 +82,23 @@ def save(model: CrossEncoder, path: str | os.PathLike[str], create_model_card: b
                 continue
             shutil.copyfile(item, out / item.name)  # follows the hub cache's links
     modules = _read_json(source / "modules.json", None)
+    causal = _is_causal_lm(_read_json(source / "config.json", {}))
     if isinstance(modules, list):
         if not same:
             for module in modules:  # modules saved in folders of their own (1_Dense...)
                 sub = module.get("path") if isinstance(module, dict) else None
                 if sub and (source / sub).is_dir():
                     shutil.copytree(source / sub, out / sub, dirs_exist_ok=True)
+    elif causal:
+        modules = [*_MODULES_6X, _LOGIT_SCORE_MODULE]
+        _write_logit_score(model, out / _LOGIT_SCORE_FOLDER)
     else:
         modules = _MODULES_6X
     _write_json(out / "modules.json", modules)
 
     sbert = _read_json(source / "sentence_bert_config.json", None)
     if not isinstance(sbert, dict):
-        sbert = dict(_SENTENCE_BERT_6X)
+        sbert = _sentence_bert_6x(model, causal)
     if "max_seq_length" in sbert:
         sbert["max_seq_length"] = model.max_length
     _write_json(out / "sentence_bert_config.json", sbert)
@@ -131,6 +137,54 @@ def save(model: CrossEncoder, path: str | os.PathLike[str], create_model_card: b
     tokenizer_config = _read_json(source / "tokenizer_config.json", {})
     tokenizer_config["model_max_length"] = model.max_length
     _write_json(out / "tokenizer_config.json", tokenizer_config)
+
+
+_LOGIT_SCORE_FOLDER = "1_LogitScore"
+_LOGIT_SCORE_MODULE = {"idx": 1, "name": "1", "path": _LOGIT_SCORE_FOLDER,
+                       "type": "sentence_transformers.cross_encoder.modules.logit_score.LogitScore"}
+
+
+def _is_causal_lm(config: dict[str, Any]) -> bool:
+    architectures = config.get("architectures") or [""]
+    return isinstance(architectures[0], str) and architectures[0].endswith("ForCausalLM")
+
+
+def _sentence_bert_6x(model: CrossEncoder, causal: bool) -> dict[str, Any]:
+    """sentence_bert_config.json as 6.x writes it: a classifier, or a causal LM read by
+    LogitScore (with the chat template's message format when the model has one)."""
+    if not causal:
+        return dict(_SENTENCE_BERT_6X)
+    entry = {"method": "forward", "method_output_name": "logits"}
+    modality: dict[str, Any] = {"text": dict(entry)}
+    if model._chat is not None:
+        fmt = "structured" if model._chat.structured else "flat"
+        modality["message"] = {**entry, "format": fmt}
+    return {"transformer_task": "text-generation", "modality_config": modality,
+            "module_output_name": "causal_logits"}
+
+
+def _write_logit_score(model: CrossEncoder, folder: Path) -> None:
+    """The LogitScore module 6.x builds for a bare causal LM: the tokenizer's "yes" / "no"."""
+    tokenizer = json.loads(model._native.tokenizer_json())
+    ids = {name: _token_id(tokenizer, name) for name in ("yes", "no")}
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(folder / "config.json", {"true_token_id": ids["yes"],
+                                         "false_token_id": ids["no"],
+                                         "module_input_name": "causal_logits"})
+
+
+def _token_id(tokenizer: dict[str, Any], token: str) -> int | None:
+    """A token's id in a tokenizer.json: its added tokens, then the model's vocabulary."""
+    for added in tokenizer.get("added_tokens") or []:
+        if added.get("content") == token:
+            return int(added["id"])
+    vocab = (tokenizer.get("model") or {}).get("vocab")
+    if isinstance(vocab, dict):
+        found = vocab.get(token)
+        return None if found is None else int(found)
+    if isinstance(vocab, list):  # Unigram: [token, score] rows
+        return next((i for i, row in enumerate(vocab) if row and row[0] == token), None)
+    return None
 
 
 def _version() -> str:

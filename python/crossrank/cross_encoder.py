@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Union, overl
 
 import numpy as np
 
-from . import _activations, _arguments, _pool, _precision, _threads, _torch_face
+from . import _activations, _arguments, _chat, _pool, _precision, _threads, _torch_face
 from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder, release_memory
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
@@ -207,6 +207,7 @@ class CrossEncoder:
         self.config = ModelConfig(json.loads(self._native.config_json))
         self.config["num_labels"] = self._native.num_labels
         self.tokenizer = Tokenizer(self._native)
+        self._chat = _chat.ChatFormat.load(self._path)
         st_config = _read_json(self._path / "config_sentence_transformers.json")
         self.prompts: dict[str, str] = dict(st_config.get("prompts") or {})
         self.prompts.update(prompts or {})
@@ -886,9 +887,7 @@ class CrossEncoder:
         single = is_single_pair(inputs)
         pairs = normalize_pairs(inputs, single=single)
         prompt = self._resolve_prompt(options.prompt, options.prompt_name)
-        if prompt:
-            pairs = [(prompt + q, d) for q, d in pairs]
-        logits = self._score(pairs, options, cancel)
+        logits = self._score(pairs, prompt, options, cancel)
         scores: np.ndarray
         if not pairs:
             scores = np.zeros((0,), dtype=np.float32)
@@ -915,13 +914,15 @@ class CrossEncoder:
             return result[0]
         return result
 
-    def _score(self, pairs: list[tuple[str, str]], options: _arguments.PredictOptions,
-               cancel: threading.Event | None) -> np.ndarray:
+    def _score(self, pairs: list[tuple[str, str]], prompt: str | None,
+               options: _arguments.PredictOptions, cancel: threading.Event | None
+               ) -> np.ndarray:
         """Raw logits: in one native call, or chunk by chunk with a pool (or a device list),
         as 6.x splits the work, through this model's engine (see ``_pool``)."""
         batch_size = int(options.batch_size)
         if not options.chunked or not pairs:
-            return self._logits(pairs, batch_size, options.show_progress_bar, cancel)
+            return self._logits(self._native_job(pairs, prompt), len(pairs), batch_size,
+                                options.show_progress_bar, cancel)
         if options.pool is not None:
             _pool.check_owner(options.pool, self)
         chunk = (int(options.chunk_size) if options.chunk_size is not None
@@ -933,36 +934,62 @@ class CrossEncoder:
         parts = []
         with _chunk_bar(len(starts), show) as bar:
             for start in starts:
-                parts.append(self._logits(pairs[start:start + chunk], batch_size, False,
-                                          cancel))
+                part = pairs[start:start + chunk]
+                parts.append(self._logits(self._native_job(part, prompt), len(part),
+                                          batch_size, False, cancel))
                 bar.update(1)
         return np.concatenate(parts)
 
-    def _logits(self, pairs: list[tuple[str, str]], batch_size: int,
+    def _native_job(self, pairs: list[tuple[str, str]], prompt: str | None
+                    ) -> Callable[..., np.ndarray]:
+        """The native call that scores ``pairs``: ``job(batch_size, progress=None)``. A
+        model with a chat template gets the rendered conversations (the prompt as a system
+        message) and the template's suffix to restore after truncation; others get the
+        pairs, the prompt before each query."""
+        if self._chat is not None:
+            texts = self._chat.render(pairs, prompt)
+            suffix = self._chat.suffix(self._native, prompt)
+            return lambda *args: self._native.predict_rendered(texts, suffix, *args)
+        if prompt:
+            pairs = [(prompt + q, d) for q, d in pairs]
+        return lambda *args: self._native.predict_logits(pairs, *args)
+
+    def _encode(self, pairs: list[tuple[str, str]], prompt: str | None = None
+                ) -> list[list[int]]:
+        """The token ids the model reads for each pair (chat template and truncation
+        included), as sentence-transformers' ``preprocess`` builds them, without padding."""
+        if self._chat is not None:
+            texts = self._chat.render(pairs, prompt)
+            suffix = self._chat.suffix(self._native, prompt)
+            return self._native.tokenize_rendered(texts, suffix)
+        if prompt:
+            pairs = [(prompt + q, d) for q, d in pairs]
+        return [ids for ids, _types in self._native.tokenize(pairs)]
+
+    def _logits(self, job: Callable[..., np.ndarray], count: int, batch_size: int,
                 show_progress_bar: bool | None,
                 cancel: threading.Event | None = None) -> np.ndarray:
-        """Raw logits from the native model. ``cancel`` (set by a cancelled ``apredict``)
-        stops the native call after the batch in flight."""
+        """Raw logits of ``count`` inputs from the native ``job``. ``cancel`` (set by a
+        cancelled ``apredict``) stops the native call after the batch in flight."""
         if show_progress_bar is None:
             show_progress_bar = _progress_by_log_level()
-        if not pairs:
+        if not count:
             return np.zeros((0, self.num_labels), dtype=np.float32)
         if cancel is not None and cancel.is_set():
             raise _Cancelled
         if not show_progress_bar:
             if cancel is None:
-                return self._native.predict_logits(pairs, batch_size)
-            return self._native.predict_logits(pairs, batch_size,
-                                               lambda _done, _total: _check(cancel))
+                return job(batch_size)
+            return job(batch_size, lambda _done, _total: _check(cancel))
         from tqdm.auto import tqdm
 
-        total = -(-len(pairs) // batch_size)
+        total = -(-count // batch_size)
         with tqdm(total=total, desc="Batches") as bar:
             def progress(done: int, _total: int) -> None:
                 _check(cancel)
                 bar.update(done - bar.n)
 
-            return self._native.predict_logits(pairs, batch_size, progress)
+            return job(batch_size, progress)
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:

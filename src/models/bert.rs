@@ -391,6 +391,7 @@ mod tests {
             raw,
             saved_activation: None,
             saved_max_length: None,
+            saved_logit_tokens: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod bert;
 pub mod deberta_v2;
 pub mod encoder;
 pub mod modernbert;
+pub mod qwen;
 
 use candle_nn::VarBuilder;
 
@@ -26,6 +27,8 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "electra",
     "modernbert",
     "deberta-v2",
+    "qwen2",
+    "qwen3",
 ];
 
 /// A batch of tokenised pairs packed end to end: no padding anywhere.
@@ -120,6 +123,17 @@ pub struct LoadSpec<'a> {
     /// Precision of the transformer layers' dense products; embeddings,
     /// norms, attention and the classification head stay float32.
     pub precision: Precision,
+    /// A causal LM scored as sentence-transformers' `LogitScore` does: the
+    /// vocabulary ids whose logits make the score. `None`: a classifier.
+    pub logit_tokens: Option<LogitTokens>,
+}
+
+/// sentence-transformers' `LogitScore`: `logit(true_id) - logit(false_id)`
+/// at the last position, or `logit(true_id)` alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogitTokens {
+    pub true_id: u32,
+    pub false_id: Option<u32>,
 }
 
 /// The prefix a family's classifier checkpoints put before the encoder's
@@ -127,7 +141,7 @@ pub struct LoadSpec<'a> {
 pub fn weight_prefix(model_type: &str) -> &'static str {
     match model_type {
         "deberta-v2" => "deberta",
-        "modernbert" => "model",
+        "modernbert" | "qwen2" | "qwen3" => "model",
         other => Family::of(other).map_or("bert", |family| family.prefix),
     }
 }
@@ -135,12 +149,27 @@ pub fn weight_prefix(model_type: &str) -> &'static str {
 /// Picks the family for `config.model_type` and builds the model.
 pub fn load(spec: LoadSpec<'_>) -> Result<Box<dyn CrossEncoderModel>> {
     let model_type = spec.config.model_type.as_str();
+    if let Some(family) = qwen::Family::of(model_type) {
+        return Ok(Box::new(qwen::Qwen::load(family, spec)?));
+    }
+    if spec.logit_tokens.is_some() && SUPPORTED_MODEL_TYPES.contains(&model_type) {
+        return Err(Error::invalid_model(format!(
+            "model_type {model_type} saved as a causal language model (LogitScore) is not \
+             supported; decoders supported as such: qwen2, qwen3"
+        )));
+    }
     if let Some(family) = Family::of(model_type) {
         return Ok(Box::new(BertLike::load(family, spec)?));
     }
     match model_type {
         "modernbert" => Ok(Box::new(modernbert::ModernBert::load(spec)?)),
         "deberta-v2" => Ok(Box::new(deberta_v2::DebertaV2::load(spec)?)),
+        other if spec.config.raw.get("auto_map").is_some() => Err(Error::invalid_input(format!(
+            "model_type {other:?} runs custom modelling code (config.json has an \"auto_map\"; \
+             sentence-transformers needs trust_remote_code=True for it), which crossrank cannot \
+             run; supported model types: {}",
+            SUPPORTED_MODEL_TYPES.join(", ")
+        ))),
         other => Err(Error::UnsupportedModel {
             model_type: other.to_string(),
             supported: SUPPORTED_MODEL_TYPES,

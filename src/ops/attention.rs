@@ -15,22 +15,63 @@ use crate::error::Result;
 
 pub struct AttentionSpec {
     pub heads: usize,
+    /// Key / value heads: fewer than `heads` for grouped-query attention,
+    /// where query head `h` reads key / value head `h / (heads / kv_heads)`.
+    pub kv_heads: usize,
     pub head_dim: usize,
     /// Multiplies `q . k` (usually `1 / sqrt(head_dim)`).
     pub scale: f32,
     /// Sliding-window attention: token `i` sees `j` only when
     /// `|i - j| <= half_window` (ModernBERT's local layers).
     pub half_window: Option<usize>,
+    /// Causal attention (decoders): token `i` sees `j` only when `j <= i`.
+    pub causal: bool,
 }
 
 impl AttentionSpec {
+    /// Columns of the fused projection: query | key | value blocks.
+    pub fn qkv_width(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+
+    /// Offsets within a projection row of query head `head`'s query, key
+    /// and value.
+    fn offsets(&self, head: usize) -> (usize, usize, usize) {
+        let d = self.head_dim;
+        let kv = head / (self.heads / self.kv_heads);
+        let keys = self.heads * d;
+        let values = keys + self.kv_heads * d;
+        (head * d, keys + kv * d, values + kv * d)
+    }
+
     pub fn new(heads: usize, head_dim: usize) -> Self {
         Self {
             heads,
+            kv_heads: heads,
             head_dim,
             scale: 1.0 / (head_dim as f32).sqrt(),
             half_window: None,
+            causal: false,
         }
+    }
+}
+
+/// The keys `lo..hi` that query `i` of a `len`-token sequence attends to,
+/// under an optional sliding window and an optional causal mask.
+#[inline]
+pub(crate) fn visible_keys(
+    i: usize,
+    len: usize,
+    half_window: Option<usize>,
+    causal: bool,
+) -> (usize, usize) {
+    let (lo, hi) = match half_window {
+        Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+        None => (0, len),
+    };
+    match causal {
+        true => (lo, hi.min(i + 1)),
+        false => (lo, hi),
     }
 }
 
@@ -43,8 +84,8 @@ unsafe impl Send for SharedOut {}
 // SAFETY: as for `Send`: no two tasks write the same element.
 unsafe impl Sync for SharedOut {}
 
-/// `qkv`: `[tokens, 3 * heads * head_dim]`, query | key | value blocks,
-/// biases already added. `cu_seqlens`: sequence boundaries, starting at 0
+/// `qkv`: `[tokens, (heads + 2 * kv_heads) * head_dim]`, query | key |
+/// value blocks, biases already added. `cu_seqlens`: sequence boundaries, starting at 0
 /// and ending at `tokens`. Returns the context `[tokens, heads * head_dim]`.
 pub fn packed_attention(
     qkv: &Tensor,
@@ -86,6 +127,19 @@ fn attention_on(
 ) -> Result<Tensor> {
     let tokens = qkv.dim(0)?;
     let hidden = spec.heads * spec.head_dim;
+    if spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
+        return Err(crate::error::Error::invalid_model(format!(
+            "{} attention heads cannot share {} key/value heads",
+            spec.heads, spec.kv_heads
+        )));
+    }
+    if qkv.dim(1)? != spec.qkv_width() {
+        return Err(crate::error::Error::invalid_model(format!(
+            "fused qkv has {} columns, expected {}",
+            qkv.dim(1)?,
+            spec.qkv_width()
+        )));
+    }
     // Every (sequence, head) task writes its rows' columns of that head, and
     // the sequences cover every token: the output needs no zeroing.
     assert_eq!(
@@ -136,16 +190,18 @@ fn register_head(
     spec: &AttentionSpec,
 ) -> attention_avx512::Head {
     let (d, hidden) = (spec.head_dim, spec.heads * spec.head_dim);
-    let q = qkv[start * 3 * hidden + head * d..].as_ptr();
+    let row = qkv[start * spec.qkv_width()..].as_ptr();
+    let (q, k, v) = spec.offsets(head);
     attention_avx512::Head {
-        q,
-        k: q.wrapping_add(hidden),
-        v: q.wrapping_add(2 * hidden),
-        stride: 3 * hidden,
+        q: row.wrapping_add(q),
+        k: row.wrapping_add(k),
+        v: row.wrapping_add(v),
+        stride: spec.qkv_width(),
         len,
         head_dim: d,
         scale: spec.scale,
         half_window: spec.half_window,
+        causal: spec.causal,
         out: out.0.wrapping_add(start * hidden + head * d),
         out_stride: hidden,
     }
@@ -181,10 +237,10 @@ unsafe fn attend_one(
     // caller gave this task.
     unsafe {
         let d = spec.head_dim;
-        let row = 3 * hidden;
-        let q = qkv.as_ptr().add(start * row + head * d);
-        let k = q.add(hidden);
-        let v = q.add(2 * hidden);
+        let row = spec.qkv_width();
+        let first_row = qkv.as_ptr().add(start * row);
+        let (q, k, v) = spec.offsets(head);
+        let (q, k, v) = (first_row.add(q), first_row.add(k), first_row.add(v));
         let mut inverse_sums = [0f32; ROW_BLOCK];
         for first in (0..len).step_by(ROW_BLOCK) {
             let rows = ROW_BLOCK.min(len - first);
@@ -209,10 +265,7 @@ unsafe fn attend_one(
             });
             time(Op::AttentionSoftmax, || {
                 for (i, r) in (first..).zip(scores.chunks_mut(len)) {
-                    let (lo, hi) = match spec.half_window {
-                        Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
-                        None => (0, len),
-                    };
+                    let (lo, hi) = visible_keys(i, len, spec.half_window, spec.causal);
                     inverse_sums[i - first] = exp_shifted(&mut r[lo..hi]);
                     r[..lo].fill(0.0);
                     r[hi..].fill(0.0);
@@ -368,14 +421,20 @@ mod tests {
     /// Float64 attention of one sequence, `[len, heads * head_dim]`.
     fn reference(qkv: &[f32], start: usize, len: usize, spec: &AttentionSpec) -> Vec<f64> {
         let (d, hidden) = (spec.head_dim, spec.heads * spec.head_dim);
+        let groups = spec.heads / spec.kv_heads;
         let at = |t: usize, part: usize, h: usize, c: usize| {
-            qkv[(start + t) * 3 * hidden + part * hidden + h * d + c] as f64
+            let (block, head) = match part {
+                0 => (0, h),
+                p => (hidden + (p - 1) * spec.kv_heads * d, h / groups),
+            };
+            qkv[(start + t) * spec.qkv_width() + block + head * d + c] as f64
         };
         let mut out = vec![0f64; len * hidden];
         for h in 0..spec.heads {
             for i in 0..len {
                 let seen: Vec<usize> = (0..len)
                     .filter(|&j| spec.half_window.is_none_or(|w| i.abs_diff(j) <= w))
+                    .filter(|&j| !spec.causal || j <= i)
                     .collect();
                 let scores: Vec<f64> = seen
                     .iter()
@@ -415,17 +474,27 @@ mod tests {
             .collect();
         let tokens = *cu.last().unwrap();
         for head_dim in [8, 32, 64] {
-            for half_window in [None, Some(3), Some(40)] {
-                let mut spec = AttentionSpec::new(2, head_dim);
+            // (heads, kv_heads): plain and grouped-query (decoders).
+            for (half_window, causal, (heads, kv_heads)) in [
+                (None, false, (2, 2)),
+                (Some(3), false, (2, 2)),
+                (Some(40), false, (2, 2)),
+                (None, true, (2, 2)),
+                (None, true, (4, 2)),
+                (Some(3), true, (4, 1)),
+            ] {
+                let mut spec = AttentionSpec::new(heads, head_dim);
+                spec.kv_heads = kv_heads;
                 spec.half_window = half_window;
-                let hidden = 2 * head_dim;
-                let qkv = noise(tokens * 3 * hidden, head_dim as u64);
+                spec.causal = causal;
+                let width = spec.qkv_width();
+                let qkv = noise(tokens * width, head_dim as u64);
                 let want: Vec<f64> = lens
                     .iter()
                     .zip(&cu)
                     .flat_map(|(&len, &start)| reference(&qkv, start, len, &spec))
                     .collect();
-                let qkv = Tensor::from_vec(qkv, (tokens, 3 * hidden), &Device::Cpu).unwrap();
+                let qkv = Tensor::from_vec(qkv, (tokens, width), &Device::Cpu).unwrap();
                 // The gemm kernel always; the best one where it differs.
                 let mut kernels = vec![Kernel::Gemm, Kernel::best_for(head_dim)];
                 kernels.dedup();
@@ -439,7 +508,8 @@ mod tests {
                         .fold(0.0, f64::max);
                     assert!(
                         worst < 1e-6,
-                        "{kernel:?}, head_dim {head_dim}, window {half_window:?}: {worst:.2e}"
+                        "{kernel:?}, head_dim {head_dim}, heads {heads}/{kv_heads}, window \
+                         {half_window:?}, causal {causal}: {worst:.2e}"
                     );
                 }
             }

@@ -22,6 +22,7 @@ use std::arch::x86_64::{
     _mm512_sub_ps, _mm_prefetch, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT, _MM_HINT_T0,
 };
 
+use super::attention::visible_keys;
 use super::profile::{time, Op};
 use super::simd::{level, Level};
 
@@ -61,6 +62,8 @@ pub struct Head {
     pub head_dim: usize,
     pub scale: f32,
     pub half_window: Option<usize>,
+    /// Causal: token `i` sees keys `0..=i` only.
+    pub causal: bool,
     /// Where the context of the first token goes; rows `out_stride` apart.
     pub out: *mut f32,
     pub out_stride: usize,
@@ -91,10 +94,7 @@ pub unsafe fn attend(head: &Head, scratch: &mut Scratch) {
         for first in (0..len).step_by(ROWS) {
             let rows = ROWS.min(len - first);
             // The keys any row of the block sees (all, or the union of windows).
-            let window = |i: usize| match head.half_window {
-                Some(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
-                None => (0, len),
-            };
+            let window = |i: usize| visible_keys(i, len, head.half_window, head.causal);
             let (lo, hi) = (window(first).0, window(first + rows - 1).1);
             let column_blocks = lo / COLS * COLS..hi.next_multiple_of(COLS);
             time(Op::AttentionScores, || {

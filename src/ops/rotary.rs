@@ -65,11 +65,23 @@ impl RopeTable {
     /// head_dim]`, query | key | value) in place; positions restart at 0 at
     /// every boundary of `cu_seqlens`.
     pub fn apply_qk(&self, qkv: &Tensor, cu_seqlens: &[usize], heads: usize) -> Result<()> {
+        self.apply_grouped_qk(qkv, cu_seqlens, heads, heads)
+    }
+
+    /// [`Self::apply_qk`] for grouped-query projections: `[tokens, (heads +
+    /// 2 * kv_heads) * head_dim]`, query | key | value.
+    pub fn apply_grouped_qk(
+        &self,
+        qkv: &Tensor,
+        cu_seqlens: &[usize],
+        heads: usize,
+        kv_heads: usize,
+    ) -> Result<()> {
         let cols = qkv.dim(1)?;
         let head_dim = 2 * self.half;
-        if cols != 3 * heads * head_dim {
+        if cols != (heads + 2 * kv_heads) * head_dim {
             return Err(Error::invalid_model(format!(
-                "fused qkv has {cols} columns, expected 3 x {heads} heads x {head_dim}"
+                "fused qkv has {cols} columns, expected ({heads} + 2 x {kv_heads}) heads x {head_dim}"
             )));
         }
         let max_len = cu_seqlens
@@ -91,8 +103,8 @@ impl RopeTable {
                         let pos = positions[chunk_idx * ROWS_PER_TASK + r];
                         let cos = &self.cos[pos * self.half..(pos + 1) * self.half];
                         let sin = &self.sin[pos * self.half..(pos + 1) * self.half];
-                        // Query and key heads: the first 2 * heads blocks.
-                        for head in row[..2 * heads * head_dim].chunks_mut(head_dim) {
+                        // Query and key heads: the blocks before the values.
+                        for head in row[..(heads + kv_heads) * head_dim].chunks_mut(head_dim) {
                             rotate_half(head, cos, sin);
                         }
                     }

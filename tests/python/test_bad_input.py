@@ -219,6 +219,13 @@ BROKEN_DIRS: dict[str, tuple[Callable[[Path], None], type[Exception], str]] = {
                                ValueError, "gpt2.*not supported.*bert"),
     "tokenizer.json cut short": (lambda d: _truncate(d / "tokenizer.json", 0.5), OSError,
                                  "tokenizer.json"),
+    "custom modelling code": (
+        lambda d: _edit_config(d, lambda c: c.update(
+            model_type="my-reranker", auto_map={"AutoModel": "modeling.MyModel"})),
+        ValueError, "custom modelling code.*trust_remote_code"),
+    "a causal LM of an encoder family": (
+        lambda d: _edit_config(d, lambda c: c.update(architectures=["BertForCausalLM"])),
+        OSError, "causal language model.*qwen3"),
 }
 
 

@@ -45,6 +45,11 @@ def test_loads_with_reference_settings(ref: dict[str, Any]) -> None:
 
 def test_token_ids_match(ref: dict[str, Any]) -> None:
     model = _model(ref)
+    if model._chat is not None:
+        # Decoder rerankers: the pair rendered with the chat template, cut to max_length
+        # with the template's suffix restored, as sentence-transformers 6.x builds it.
+        assert model._encode([tuple(p) for p in ref["pairs"]]) == ref["input_ids"]
+        return
     enc = model.tokenizer([p[0] for p in ref["pairs"]], [p[1] for p in ref["pairs"]])
     assert enc["input_ids"] == ref["input_ids"]
     if ref["token_type_ids"] is not None:  # null for families without token types
@@ -103,3 +108,20 @@ def test_rank_matches(ref: dict[str, Any]) -> None:
     top3 = model.rank(ref["rank"]["query"], ref["rank"]["documents"], top_k=3,
                       return_documents=True)
     assert [h["text"] for h in top3] == [h["text"] for h in ref["rank_top3"]]
+
+
+def test_chat_template_prompt(ref: dict[str, Any]) -> None:
+    """A prompt on a chat-template model is a system message, as 6.x renders it."""
+    if "prompt" not in ref:
+        pytest.skip("no chat template")
+    model = _model(ref)
+    want = ref["prompt"]
+    pairs = [tuple(p) for p in ref["pairs"]]
+    assert model._encode(pairs, want["prompt"]) == want["input_ids"]
+    logits = model.predict(pairs, prompt=want["prompt"], activation_fn=lambda x: x)
+    expected = np.asarray(want["logits"])
+    _close(logits, expected[:, 0] if ref["num_labels"] == 1 else expected)
+    # The same prompt by name, from the model's prompts.
+    model.prompts["rerank"] = want["prompt"]
+    _close(model.predict(pairs, prompt_name="rerank", activation_fn=lambda x: x),
+           expected[:, 0] if ref["num_labels"] == 1 else expected)

@@ -183,3 +183,24 @@ def test_sentence_transformers_loads_the_saved_directory(name: str, tmp_path: Pa
     else:
         assert theirs.max_length == 24
     np.testing.assert_allclose(theirs.predict(PAIRS), model.predict(PAIRS), atol=1e-4)
+
+
+def test_a_bare_causal_lm_is_saved_with_its_logit_score(tmp_path: Path) -> None:
+    """A *ForCausalLM checkpoint without sentence-transformers files is saved as 6.x saves
+    it: a Transformer (text-generation) then LogitScore with the tokenizer's yes / no."""
+    bare = tmp_path / "bare"
+    shutil.copytree(_fixture("qwen3-causal-st6"), bare)
+    saved_ids = json.loads((bare / "1_LogitScore" / "config.json").read_text())
+    shutil.rmtree(bare / "1_LogitScore")
+    (bare / "modules.json").unlink()
+    (bare / "sentence_bert_config.json").unlink()
+    model = _load(bare)
+    model.save(tmp_path / "out")
+    modules = json.loads((tmp_path / "out" / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "LogitScore"]
+    assert json.loads((tmp_path / "out" / "1_LogitScore" / "config.json").read_text()) == \
+        saved_ids
+    sbert = json.loads((tmp_path / "out" / "sentence_bert_config.json").read_text())
+    assert sbert["transformer_task"] == "text-generation"
+    assert sbert["modality_config"]["message"]["format"] == "flat"
+    np.testing.assert_array_equal(_load(tmp_path / "out").predict(PAIRS), model.predict(PAIRS))
