@@ -28,8 +28,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// Blocks from this size up take the large path.
 const LARGE: usize = 1 << 20;
@@ -164,16 +163,31 @@ pub fn release_kept_blocks() {
 /// Read outside the allocator (reading the environment allocates), the
 /// first time a call or a long-lived load starts; the fork handlers are
 /// registered then.
+///
+/// Never blocks: a thread that finds another one deciding gets `false`
+/// (that call uses the system allocator). A lock here (`OnceLock`) would
+/// deadlock a child forked while its parent was deciding: the child would
+/// wait forever for a thread it does not have.
 fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        let on = std::env::var("CROSSRANK_ALLOCATOR").map_or(true, |v| v != "system");
-        if on {
-            // SAFETY: the handlers only take and drop the slot lock.
-            unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    const UNKNOWN: u8 = 0;
+    const DECIDING: u8 = 1;
+    const ON: u8 = 2;
+    const OFF: u8 = 3;
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match STATE.compare_exchange(UNKNOWN, DECIDING, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {
+            let on = std::env::var("CROSSRANK_ALLOCATOR").map_or(true, |v| v != "system");
+            if on {
+                // SAFETY: the handlers only take and drop the slot lock.
+                unsafe {
+                    libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork))
+                };
+            }
+            STATE.store(if on { ON } else { OFF }, Ordering::Release);
+            on
         }
-        on
-    })
+        Err(state) => state == ON,
+    }
 }
 
 /// Holds the slot lock across `fork()`: the child then starts with
