@@ -44,7 +44,7 @@ export CROSSRANK_REQUIRE_DISTRIBUTED=1
 # The wheel users get: linked by zig against glibc 2.17 (manylinux2014: CentOS 7, Amazon
 # Linux 2, Ubuntu 14.04 and later), not against this machine's newer glibc; auditwheel
 # confirms which libraries and symbol versions it needs.
-echo "== build the wheel (maturin build --release --zig --compatibility manylinux2014)"
+echo "[${SECONDS}s] == build the wheel (maturin build --release --zig --compatibility manylinux2014)"
 python -m pip install -q "ziglang==0.17.1" "auditwheel>=6,<7"
 rm -rf dist
 maturin build --release --zig --compatibility manylinux2014 --out dist
@@ -53,10 +53,10 @@ grep -q '"manylinux_2_17_x86_64"' target/auditwheel.txt \
     || { echo "the wheel is not manylinux_2_17 (manylinux2014)"; exit 1; }
 python -m pip install -q --force-reinstall --no-deps dist/crossrank-*.whl
 
-echo "== assemble the real-weights fixture"
+echo "[${SECONDS}s] == assemble the real-weights fixture"
 python scripts/build_minilm_fixture.py tests/.generated/bert-real-minilm
 
-echo "== lint and types (ruff, mypy, stubtest)"
+echo "[${SECONDS}s] == lint and types (ruff, mypy, stubtest)"
 ruff check python tests scripts benches
 mypy python/crossrank
 # The type stubs and annotations against the installed package: the native module's
@@ -64,20 +64,20 @@ mypy python/crossrank
 python -m mypy.stubtest --mypy-config-file pyproject.toml \
     --allowlist tests/python/stubtest_allowlist.txt crossrank
 
-echo "== Rust format and lints"
+echo "[${SECONDS}s] == Rust format and lints"
 cargo fmt --check
 cargo clippy --release --all-targets --features python,keeping-allocator -- -D warnings
 
-echo "== Rust tests"
+echo "[${SECONDS}s] == Rust tests"
 # Every fixture must run here (the real-weights one was assembled above); with the
 # allocator the wheel ships.
 CROSSRANK_REQUIRE_ALL_FIXTURES=1 cargo test --release --lib --tests --features keeping-allocator
 
-echo "== Portable build: only the paths aarch64 and macOS compile (--cfg crossrank_portable)"
+echo "[${SECONDS}s] == Portable build: only the paths aarch64 and macOS compile (--cfg crossrank_portable)"
 CARGO_TARGET_DIR=target/portable RUSTFLAGS="--cfg crossrank_portable" \
     cargo test --release --lib --tests
 
-echo "== Python tests (against the installed wheel)"
+echo "[${SECONDS}s] == Python tests (against the installed wheel)"
 # Run from a directory that does not shadow the installed package.
 cd tests/python
 python -m pytest -q -p no:cacheprovider .
@@ -87,7 +87,7 @@ cd ../..
 # kernel tests written for that path (ignored by a plain `cargo test`, named
 # isa_<path>), the float32 parity tests and the reduced-precision tests. The
 # paths it cannot run are listed as skipped.
-echo "== every instruction-set path"
+echo "[${SECONDS}s] == every instruction-set path"
 RUNNABLE=" $(python -c 'from crossrank import _crossrank as n; print(" ".join(n.runnable_isas()))') "
 ACTIVE=$(python -c 'from crossrank import _crossrank as n; print(n.active_isa())')
 SKIPPED=()
@@ -113,4 +113,4 @@ for isa in scalar avx2 avx512 amx; do
     (cd tests/python && CROSSRANK_ISA=$isa python -m pytest -q -p no:cacheprovider \
         test_parity.py test_precision.py $QUALITY)
 done
-echo "== paths run: ${RUNNABLE# }; skipped: ${SKIPPED[*]:-none}"
+echo "[${SECONDS}s] == paths run: ${RUNNABLE# }; skipped: ${SKIPPED[*]:-none}"
