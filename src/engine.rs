@@ -73,6 +73,9 @@ impl CrossEncoder {
             precision: options.precision,
             logit_tokens,
         })?;
+        // Loading frees as much as the model keeps (the checkpoint's float32 copies, the
+        // parts fused or quantized): give it back now rather than hold it for good.
+        crate::alloc::release_memory();
         warnings.extend(options.precision.warning());
         let default_max = default_max_length(
             &config,

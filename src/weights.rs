@@ -63,7 +63,9 @@ impl WeightFiles {
                 // mmap-based loader, they must not change while loading. Every
                 // tensor is copied out at load time and the map is dropped.
                 let st = unsafe { MmapedSafetensors::multi(files) };
-                Box::new(st.map_err(|e| weights_error(files, e))?)
+                Box::new(ReleasingSafetensors(
+                    st.map_err(|e| weights_error(files, e))?,
+                ))
             }
             WeightFiles::Pickle(files) => {
                 let mut tensors = HashMap::new();
@@ -86,6 +88,70 @@ impl WeightFiles {
         ))
     }
 }
+
+/// Memory-mapped safetensors whose pages go back to the system as soon as a
+/// tensor has been copied out. Without this a load peaks at the checkpoint's
+/// size on top of the model's own copy of it, both resident at once (for a
+/// 0.6B-parameter float32 model: 2.4 GB more than it keeps).
+struct ReleasingSafetensors(MmapedSafetensors);
+
+impl ReleasingSafetensors {
+    fn copied_out(&self, name: &str) {
+        if let Ok(view) = self.0.get(name) {
+            release_pages(view.data());
+        }
+    }
+}
+
+impl SimpleBackend for ReleasingSafetensors {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        hints: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = SimpleBackend::get(&self.0, shape, name, hints, dtype, dev)?;
+        self.copied_out(name);
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let tensor = self.0.get_unchecked(name, dtype, dev)?;
+        self.copied_out(name);
+        Ok(tensor)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.contains_tensor(name)
+    }
+}
+
+/// Drops the whole pages of `data` (part of a read-only file mapping) from
+/// this process's memory; reading them again reads the file again.
+#[cfg(target_os = "linux")]
+fn release_pages(data: &[u8]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let start = data.as_ptr() as usize;
+    let first = start.next_multiple_of(page);
+    let last = (start + data.len()) / page * page;
+    if last > first {
+        // SAFETY: whole pages inside a read-only file mapping that stays mapped;
+        // MADV_DONTNEED only drops them, their content is the file's either way.
+        unsafe {
+            libc::madvise(
+                first as *mut libc::c_void,
+                last - first,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_pages(_data: &[u8]) {}
 
 /// Looks a tensor up under its full name, then without the base prefix.
 struct BaseFallback {
