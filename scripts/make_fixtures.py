@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -1239,40 +1240,28 @@ def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_d
     return model
 
 
-def build_qwen3_causal_st6(out: Path, work: Path):
-    tok = qwen_tokenizer(work, vocab_size=1200, model_max_length=224,
+def build_qwen(out: Path, work: Path, *, vocab_size: int, model_max_length: int, **model_args):
+    """A tiny Qwen reranker (Qwen3-Reranker-style chat template) saved by sentence-transformers;
+    ``model_args`` go to ``_qwen`` (family, head, seed, labels, head_dim, tied)."""
+    tok = qwen_tokenizer(work, vocab_size=vocab_size, model_max_length=model_max_length,
                          chat_template=QWEN_RERANKER_TEMPLATE)
-    model = _qwen(tok, family="Qwen3", head="CausalLM", seed=120, labels=None, head_dim=32,
-                  tied=True)
+    model = _qwen(tok, **model_args)
     st_save(model, tok, out, work)
     return fp32_state(model)
 
 
-def build_qwen3_seqcls_st6(out: Path, work: Path):
-    tok = qwen_tokenizer(work, vocab_size=1000, model_max_length=240,
-                         chat_template=QWEN_RERANKER_TEMPLATE)
-    model = _qwen(tok, family="Qwen3", head="SequenceClassification", seed=121, labels=None,
-                  head_dim=16, tied=False)
-    st_save(model, tok, out, work)
-    return fp32_state(model)
-
-
-def build_qwen2_seqcls_st6(out: Path, work: Path):
-    tok = qwen_tokenizer(work, vocab_size=1000, model_max_length=232,
-                         chat_template=QWEN_RERANKER_TEMPLATE)
-    model = _qwen(tok, family="Qwen2", head="SequenceClassification", seed=122, labels=LABELS2,
-                  head_dim=8, tied=False)
-    st_save(model, tok, out, work)
-    return fp32_state(model)
-
-
-def build_qwen2_causal_st6(out: Path, work: Path):
-    tok = qwen_tokenizer(work, vocab_size=1200, model_max_length=208,
-                         chat_template=QWEN_RERANKER_TEMPLATE)
-    model = _qwen(tok, family="Qwen2", head="CausalLM", seed=123, labels=None, head_dim=8,
-                  tied=False)
-    st_save(model, tok, out, work)
-    return fp32_state(model)
+build_qwen3_causal_st6 = functools.partial(
+    build_qwen, vocab_size=1200, model_max_length=224, family="Qwen3", head="CausalLM",
+    seed=120, labels=None, head_dim=32, tied=True)
+build_qwen3_seqcls_st6 = functools.partial(
+    build_qwen, vocab_size=1000, model_max_length=240, family="Qwen3",
+    head="SequenceClassification", seed=121, labels=None, head_dim=16, tied=False)
+build_qwen2_seqcls_st6 = functools.partial(
+    build_qwen, vocab_size=1000, model_max_length=232, family="Qwen2",
+    head="SequenceClassification", seed=122, labels=LABELS2, head_dim=8, tied=False)
+build_qwen2_causal_st6 = functools.partial(
+    build_qwen, vocab_size=1200, model_max_length=208, family="Qwen2", head="CausalLM",
+    seed=123, labels=None, head_dim=8, tied=False)
 
 
 SPECS = {
