@@ -24,14 +24,19 @@ def set_num_threads(num_threads: int | None) -> None:
 
 def get_num_threads() -> int:
     """The compute threads a call of a model without its own ``num_threads`` runs on now."""
-    warn_ignored_environment(stacklevel=2)
-    return _native.thread_budget()[0]
+    threads, _source, ignored = _native.thread_budget()
+    _warn_once(ignored, stacklevel=2)
+    return threads
 
 
 def warn_ignored_environment(stacklevel: int) -> None:
     """Warns once per process and value about a thread variable that is not a count
     (``OMP_NUM_THREADS=abc``), which crossrank ignores as OpenMP does."""
-    for message in _native.thread_budget()[2]:
+    _warn_once(_native.thread_budget()[2], stacklevel=stacklevel + 1)
+
+
+def _warn_once(messages: list[str], stacklevel: int) -> None:
+    for message in messages:
         with _warned_lock:
             if message in _warned:
                 continue
