@@ -1204,7 +1204,7 @@ def qwen_tokenizer(work: Path, *, vocab_size: int, model_max_length: int, chat_t
 
 
 def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_dim: int,
-          tied: bool):
+          tied: bool, config: dict | None = None):
     import transformers
 
     config_cls = getattr(transformers, f"{family}Config")
@@ -1215,7 +1215,7 @@ def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_d
             kw["num_labels"] = 1
         else:
             kw = {"id2label": dict(labels), "label2id": {v: k for k, v in labels.items()}}
-    cfg = config_cls(
+    shared = dict(
         vocab_size=len(tok),
         hidden_size=32,
         intermediate_size=64,
@@ -1230,8 +1230,8 @@ def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_d
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
         bos_token_id=None,
-        **kw,
     )
+    cfg = config_cls(**{**shared, **kw, **(config or {})})
     torch.manual_seed(seed)
     model = model_cls(cfg).eval()
     randomize_(model, seed)
@@ -1241,8 +1241,9 @@ def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_d
 
 
 def build_qwen(out: Path, work: Path, *, vocab_size: int, model_max_length: int, **model_args):
-    """A tiny Qwen reranker (Qwen3-Reranker-style chat template) saved by sentence-transformers;
-    ``model_args`` go to ``_qwen`` (family, head, seed, labels, head_dim, tied)."""
+    """A tiny decoder reranker (Qwen3-Reranker-style chat template) saved by
+    sentence-transformers; ``model_args`` go to ``_qwen`` (family, head, seed, labels,
+    head_dim, tied, config: what differs from the shared config)."""
     tok = qwen_tokenizer(work, vocab_size=vocab_size, model_max_length=model_max_length,
                          chat_template=QWEN_RERANKER_TEMPLATE)
     model = _qwen(tok, **model_args)
@@ -1262,6 +1263,25 @@ build_qwen2_seqcls_st6 = functools.partial(
 build_qwen2_causal_st6 = functools.partial(
     build_qwen, vocab_size=1200, model_max_length=208, family="Qwen2", head="CausalLM",
     seed=123, labels=None, head_dim=8, tied=False)
+# Llama: biases on attention and MLP, Llama 3.1's RoPE scaling with a short original context
+# (the fixture's pairs run past it, so the scaled frequencies matter).
+build_llama_causal_st6 = functools.partial(
+    build_qwen, vocab_size=1200, model_max_length=200, family="Llama", head="CausalLM",
+    seed=124, labels=None, head_dim=8, tied=False,
+    config={"attention_bias": True, "mlp_bias": True,
+            "rope_parameters": {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0,
+                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 64}})
+# Mistral: a 16-token sliding window (shorter than most pairs) on every layer.
+build_mistral_seqcls_st6 = functools.partial(
+    build_qwen, vocab_size=1000, model_max_length=216, family="Mistral",
+    head="SequenceClassification", seed=125, labels=None, head_dim=8, tied=False,
+    config={"sliding_window": 16})
+# Gemma: 1 + weight norms, scaled embeddings, tanh GELU, one key-value head, tied LM head.
+build_gemma_causal_st6 = functools.partial(
+    build_qwen, vocab_size=1200, model_max_length=192, family="Gemma", head="CausalLM",
+    seed=126, labels=None, head_dim=16, tied=True,
+    config={"num_key_value_heads": 1, "hidden_act": "gelu_pytorch_tanh"})
 
 
 SPECS = {
@@ -1293,6 +1313,14 @@ SPECS = {
     "qwen3-seqcls-st6": ("st6", build_qwen3_seqcls_st6, "torch.nn.modules.activation.Sigmoid", 1),
     "qwen2-seqcls-st6": ("st6", build_qwen2_seqcls_st6, "torch.nn.modules.linear.Identity", 2),
     "qwen2-causal-st6": ("st6", build_qwen2_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
+    "llama-causal-st6": ("st6", build_llama_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
+    "mistral-seqcls-st6": (
+        "st6",
+        build_mistral_seqcls_st6,
+        "torch.nn.modules.activation.Sigmoid",
+        1,
+    ),
+    "gemma-causal-st6": ("st6", build_gemma_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
 }
 
 # --------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@
 
 pub mod bert;
 pub mod deberta_v2;
+pub mod decoder;
 pub mod encoder;
 pub mod modernbert;
-pub mod qwen;
 
 use candle_nn::VarBuilder;
 
@@ -29,6 +29,9 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "deberta-v2",
     "qwen2",
     "qwen3",
+    "llama",
+    "mistral",
+    "gemma",
 ];
 
 /// A batch of tokenised pairs packed end to end: no padding anywhere.
@@ -141,7 +144,8 @@ pub struct LogitTokens {
 pub fn weight_prefix(model_type: &str) -> &'static str {
     match model_type {
         "deberta-v2" => "deberta",
-        "modernbert" | "qwen2" | "qwen3" => "model",
+        "modernbert" => "model",
+        other if decoder::Family::of(other).is_some() => "model",
         other => Family::of(other).map_or("bert", |family| family.prefix),
     }
 }
@@ -149,13 +153,13 @@ pub fn weight_prefix(model_type: &str) -> &'static str {
 /// Picks the family for `config.model_type` and builds the model.
 pub fn load(spec: LoadSpec<'_>) -> Result<Box<dyn CrossEncoderModel>> {
     let model_type = spec.config.model_type.as_str();
-    if let Some(family) = qwen::Family::of(model_type) {
-        return Ok(Box::new(qwen::Qwen::load(family, spec)?));
+    if let Some(family) = decoder::Family::of(model_type) {
+        return Ok(Box::new(decoder::Decoder::load(family, spec)?));
     }
     if spec.logit_tokens.is_some() && SUPPORTED_MODEL_TYPES.contains(&model_type) {
         return Err(Error::invalid_model(format!(
             "model_type {model_type} saved as a causal language model (LogitScore) is not \
-             supported; decoders supported as such: qwen2, qwen3"
+             supported; decoders supported as such: qwen2, qwen3, llama, mistral, gemma"
         )));
     }
     if let Some(family) = Family::of(model_type) {

@@ -244,28 +244,34 @@ unsafe fn attend_one(
         let mut inverse_sums = [0f32; ROW_BLOCK];
         for first in (0..len).step_by(ROW_BLOCK) {
             let rows = ROW_BLOCK.min(len - first);
+            // Only the keys some row of the block sees (all of them, or
+            // under a causal mask or a window the span of its rows' ranges).
+            let window = |i: usize| visible_keys(i, len, spec.half_window, spec.causal);
+            let (keys_lo, keys_hi) = (window(first).0, window(first + rows - 1).1);
+            let width = keys_hi - keys_lo;
             // Every score is written by the product below: no need to zero.
-            if scores.len() < rows * len {
-                scores.resize(rows * len, 0.0);
+            if scores.len() < rows * width {
+                scores.resize(rows * width, 0.0);
             }
-            let scores = &mut scores[..rows * len];
+            let scores = &mut scores[..rows * width];
             // scores = scale * Q K^T for this block (K^T is K read column-wise).
             time(Op::AttentionScores, || {
                 scaled_dot_products(
                     rows,
-                    len,
+                    width,
                     d,
                     scores.as_mut_ptr(),
                     q.add(first * row),
                     row,
-                    k,
+                    k.add(keys_lo * row),
                     row,
                     spec.scale,
                 )
             });
             time(Op::AttentionSoftmax, || {
-                for (i, r) in (first..).zip(scores.chunks_mut(len)) {
-                    let (lo, hi) = visible_keys(i, len, spec.half_window, spec.causal);
+                for (i, r) in (first..).zip(scores.chunks_mut(width)) {
+                    let (lo, hi) = window(i);
+                    let (lo, hi) = (lo - keys_lo, hi - keys_lo);
                     inverse_sums[i - first] = exp_shifted(&mut r[lo..hi]);
                     r[..lo].fill(0.0);
                     r[hi..].fill(0.0);
@@ -275,7 +281,8 @@ unsafe fn attend_one(
             // then each row divided by its softmax sum.
             time(Op::AttentionValues, || {
                 let dst = out.0.add((start + first) * hidden + head * d);
-                weighted_rows(rows, d, len, scores.as_ptr(), v, row, dst, hidden);
+                let values = v.add(keys_lo * row);
+                weighted_rows(rows, d, width, scores.as_ptr(), values, row, dst, hidden);
                 for (i, &inv) in inverse_sums[..rows].iter().enumerate() {
                     // Only this head's columns: other tasks write the rest.
                     let out_row = std::slice::from_raw_parts_mut(dst.add(i * hidden), d);

@@ -35,6 +35,46 @@ impl Rope {
         Ok(Self { inv_freq })
     }
 
+    /// Position interpolation (`rope_type: "linear"`): every frequency
+    /// divided by `factor`.
+    pub fn linear(mut self, factor: f32) -> Self {
+        self.inv_freq.iter_mut().for_each(|f| *f /= factor);
+        self
+    }
+
+    /// Llama 3.1's frequency-dependent scaling (`rope_type: "llama3"`):
+    /// wavelengths beyond `original / low` are divided by `factor`, those
+    /// under `original / high` kept, the band between interpolated. Each
+    /// step in float32, in the order HF computes it (`2 pi / f` is
+    /// PyTorch's `reciprocal(f) * 2 pi`).
+    pub fn llama3(mut self, factor: f32, low: f32, high: f32, original: f32) -> Self {
+        let (low_wavelen, high_wavelen) = (original / low, original / high);
+        let two_pi = 2.0 * std::f64::consts::PI as f32;
+        for f in &mut self.inv_freq {
+            let wavelen = (1.0 / *f) * two_pi;
+            let scaled = if wavelen > low_wavelen {
+                *f / factor
+            } else {
+                *f
+            };
+            // Frequencies are finite and positive: the band is a plain range.
+            let medium = (high_wavelen..=low_wavelen).contains(&wavelen);
+            *f = match medium {
+                true => {
+                    let smooth = (original * (1.0 / wavelen) - low) / (high - low);
+                    (1.0 - smooth) * scaled / factor + smooth * scaled
+                }
+                false => scaled,
+            };
+        }
+        self
+    }
+
+    /// The inverse frequencies, one per pair of head columns.
+    pub fn frequencies(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
     /// cos / sin for positions `0..len`, computed once per batch and shared
     /// by every layer that uses this theta.
     pub fn table(&self, len: usize) -> RopeTable {

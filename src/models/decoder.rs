@@ -1,16 +1,21 @@
-//! Qwen2 / Qwen3 decoders as rerankers, as HF transformers computes them:
-//! token embeddings (no position table: rotary embeddings in every
-//! attention), pre-norm layers with RMSNorm, causal grouped-query attention
-//! (Qwen3: an RMSNorm over each query and key head), a SwiGLU feed-forward,
-//! a final RMSNorm, then one of two heads on each sequence's last token:
+//! Decoder-only language models as rerankers (Qwen2, Qwen3, Llama,
+//! Mistral, Gemma), as HF transformers computes them: token embeddings (no
+//! position table: rotary embeddings in every attention), pre-norm layers
+//! with RMSNorm, causal grouped-query attention (Qwen3: an RMSNorm over each
+//! query and key head; Mistral and Qwen2's later layers: a sliding window), a
+//! gated feed-forward, a final RMSNorm, then one of two heads on each
+//! sequence's last token:
 //!
 //! - `*ForSequenceClassification`: `score` (no bias), any `num_labels`;
 //! - `*ForCausalLM`, as sentence-transformers' `LogitScore` reads it:
 //!   `logit(true token) - logit(false token)`, only those two rows of the
 //!   LM head computed (the embedding table when the embeddings are tied).
 //!
-//! Sequences are packed without padding, so "the last non-padding token"
-//! of HF's head is each sequence's last token (unless it is the pad id).
+//! The families differ in a few switches ([`Family`]); one implementation
+//! serves them all, as text-embeddings-inference's one BERT serves its
+//! relatives. Sequences are packed without padding, so "the last
+//! non-padding token" of HF's head is each sequence's last token (unless it
+//! is the pad id).
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -35,38 +40,87 @@ pub struct Family {
     pub model_type: &'static str,
     /// Qwen3: an RMSNorm over every query and key head before the rotation.
     qk_norm: bool,
-    /// Qwen2 always has biases on q/k/v; Qwen3 follows `attention_bias`
-    /// (which then covers the output projection too).
+    /// Qwen2 always has biases on q/k/v (and none on the output); the
+    /// others follow `attention_bias`, which covers the output too.
     qkv_bias_always: bool,
     /// `head_dim` when the config does not say: Qwen3Config's default is
-    /// 128, Qwen2 has none (hidden / heads).
+    /// 128, Gemma's 256; the others use hidden / heads.
     default_head_dim: Option<usize>,
+    /// Gemma: norms scale by `1 + weight`, and the embeddings are
+    /// multiplied by `sqrt(hidden_size)`.
+    gemma: bool,
+    /// Which layers slide when `layer_types` is not saved.
+    sliding: Sliding,
+    default_act: &'static str,
+    default_tied: bool,
 }
 
-pub const QWEN2: Family = Family {
-    model_type: "qwen2",
+/// How a config without `layer_types` says which layers use a sliding
+/// window (of `sliding_window` tokens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sliding {
+    /// Never (Llama, Gemma).
+    Never,
+    /// Layers from `max_window_layers` on, when `use_sliding_window`
+    /// (Qwen2, Qwen3).
+    FromMaxWindowLayers,
+    /// Every layer, whenever `sliding_window` is set (Mistral).
+    Always,
+}
+
+const QWEN: Family = Family {
+    model_type: "",
     qk_norm: false,
-    qkv_bias_always: true,
+    qkv_bias_always: false,
     default_head_dim: None,
+    gemma: false,
+    sliding: Sliding::FromMaxWindowLayers,
+    default_act: "silu",
+    default_tied: false,
 };
 
-pub const QWEN3: Family = Family {
-    model_type: "qwen3",
-    qk_norm: true,
-    qkv_bias_always: false,
-    default_head_dim: Some(128),
-};
+pub const FAMILIES: [Family; 5] = [
+    Family {
+        model_type: "qwen2",
+        qkv_bias_always: true,
+        ..QWEN
+    },
+    Family {
+        model_type: "qwen3",
+        qk_norm: true,
+        default_head_dim: Some(128),
+        ..QWEN
+    },
+    Family {
+        model_type: "llama",
+        sliding: Sliding::Never,
+        ..QWEN
+    },
+    Family {
+        model_type: "mistral",
+        sliding: Sliding::Always,
+        ..QWEN
+    },
+    Family {
+        model_type: "gemma",
+        default_head_dim: Some(256),
+        gemma: true,
+        sliding: Sliding::Never,
+        default_act: "gelu_pytorch_tanh",
+        default_tied: true,
+        ..QWEN
+    },
+];
 
 impl Family {
     pub fn of(model_type: &str) -> Option<Self> {
-        [QWEN2, QWEN3]
-            .into_iter()
-            .find(|f| f.model_type == model_type)
+        FAMILIES.into_iter().find(|f| f.model_type == model_type)
     }
 }
 
-/// The keys of a Qwen2 / Qwen3 `config.json`, with the config classes'
-/// defaults for what a config leaves out.
+/// The keys of a decoder's `config.json`, with the config classes'
+/// defaults for what a config leaves out (family-dependent ones as
+/// `Option`s).
 #[derive(Deserialize)]
 struct Keys {
     hidden_size: usize,
@@ -77,76 +131,132 @@ struct Keys {
     head_dim: Option<usize>,
     #[serde(default = "default_eps")]
     rms_norm_eps: f64,
-    #[serde(default = "default_act")]
-    hidden_act: String,
+    hidden_act: Option<String>,
     #[serde(default)]
     attention_bias: bool,
+    /// Llama: biases on the feed-forward's three projections.
     #[serde(default)]
-    tie_word_embeddings: bool,
+    mlp_bias: bool,
+    tie_word_embeddings: Option<bool>,
     #[serde(default = "default_max_positions")]
     max_position_embeddings: usize,
     /// transformers >= 5: `{"rope_theta": ..., "rope_type": ...}`.
     rope_parameters: Option<Value>,
     rope_theta: Option<f64>,
     rope_scaling: Option<Value>,
+    partial_rotary_factor: Option<f64>,
     #[serde(default)]
     use_sliding_window: bool,
+    sliding_window: Option<usize>,
+    max_window_layers: Option<usize>,
     layer_types: Option<Vec<String>>,
+    /// Gemma: an encoder-style (non-causal) attention.
+    use_bidirectional_attention: Option<bool>,
     pad_token_id: Option<i64>,
 }
 
 fn default_eps() -> f64 {
     1e-6
 }
-fn default_act() -> String {
-    "silu".into()
-}
 fn default_max_positions() -> usize {
     32768
 }
 
 impl Keys {
-    /// The rotary theta; only the default RoPE is implemented, so scaled
-    /// kinds are refused rather than computed unscaled.
-    fn rope_theta(&self) -> Result<f64> {
-        for params in [&self.rope_parameters, &self.rope_scaling]
-            .into_iter()
-            .flatten()
-        {
-            let kind = params
-                .get("rope_type")
-                .or_else(|| params.get("type"))
-                .and_then(Value::as_str);
-            if !params.is_null() && !matches!(kind, None | Some("default")) {
-                return Err(Error::invalid_model(format!(
-                    "rope_type {kind:?} is not supported; only the default RoPE is"
-                )));
-            }
+    /// The rotary embedding: the default, or the scaled kinds that need
+    /// nothing but the frequencies (`linear`, `llama3`); kinds that change
+    /// with the sequence length or the attention scale are refused rather
+    /// than computed unscaled.
+    fn rope(&self, head_dim: usize) -> Result<Rope> {
+        if self.partial_rotary_factor.is_some_and(|f| f != 1.0) {
+            return Err(Error::invalid_model(
+                "partial rotary embeddings (partial_rotary_factor) are not supported",
+            ));
         }
-        let from_params = self
+        let theta = self
             .rope_parameters
             .as_ref()
             .and_then(|p| p.get("rope_theta"))
-            .and_then(Value::as_f64);
-        Ok(from_params.or(self.rope_theta).unwrap_or(10_000.0))
-    }
-
-    /// Sliding-window layers are not implemented: refused, not run as full
-    /// attention.
-    fn check_full_attention(&self) -> Result<()> {
-        let sliding = self.use_sliding_window
-            || self
-                .layer_types
-                .iter()
-                .flatten()
-                .any(|t| t != "full_attention");
-        match sliding {
-            true => Err(Error::invalid_model(
-                "sliding-window attention (use_sliding_window / layer_types) is not supported",
-            )),
-            false => Ok(()),
+            .and_then(Value::as_f64)
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0);
+        let rope = Rope::new(head_dim, theta)?;
+        let scaling = [&self.rope_parameters, &self.rope_scaling]
+            .into_iter()
+            .flatten()
+            .find(|p| !matches!(rope_kind(p), None | Some("default")));
+        let Some(params) = scaling else {
+            return Ok(rope);
+        };
+        let number = |key: &str| -> Result<f32> {
+            params
+                .get(key)
+                .and_then(Value::as_f64)
+                .map(|v| v as f32)
+                .ok_or_else(|| {
+                    Error::invalid_model(format!("rope scaling {params} has no number {key:?}"))
+                })
+        };
+        match rope_kind(params) {
+            Some("linear") => Ok(rope.linear(number("factor")?)),
+            Some("llama3") => {
+                let original = number("original_max_position_embeddings")
+                    .unwrap_or(self.max_position_embeddings as f32);
+                let (low, high) = (number("low_freq_factor")?, number("high_freq_factor")?);
+                Ok(rope.llama3(number("factor")?, low, high, original))
+            }
+            kind => Err(Error::invalid_model(format!(
+                "rope_type {kind:?} is not supported; the default, \"linear\" and \"llama3\" are"
+            ))),
         }
     }
+
+    /// Each layer's sliding window in tokens (`None`: full attention), from
+    /// `layer_types` or the family's rule.
+    fn windows(&self, family: Family) -> Result<Vec<Option<usize>>> {
+        let n = self.num_hidden_layers;
+        let sliding: Vec<bool> = match &self.layer_types {
+            Some(types) => types
+                .iter()
+                .map(|t| match t.as_str() {
+                    "full_attention" => Ok(false),
+                    "sliding_attention" => Ok(true),
+                    other => Err(Error::invalid_model(format!(
+                        "layer type {other:?} is not supported (full_attention and \
+                         sliding_attention are)"
+                    ))),
+                })
+                .collect::<Result<_>>()?,
+            None => (0..n)
+                .map(|i| match family.sliding {
+                    Sliding::Never => false,
+                    Sliding::Always => true,
+                    Sliding::FromMaxWindowLayers => {
+                        self.use_sliding_window && i >= self.max_window_layers.unwrap_or(28)
+                    }
+                })
+                .collect(),
+        };
+        if sliding.len() != n {
+            return Err(Error::invalid_model(format!(
+                "layer_types names {} layers, the model has {n}",
+                sliding.len()
+            )));
+        }
+        // Qwen's configs drop the window unless use_sliding_window is set.
+        let window = match family.sliding {
+            Sliding::FromMaxWindowLayers if !self.use_sliding_window => None,
+            _ => self.sliding_window,
+        };
+        Ok(sliding.into_iter().map(|s| window.filter(|_| s)).collect())
+    }
+}
+
+fn rope_kind(params: &Value) -> Option<&str> {
+    params
+        .get("rope_type")
+        .or_else(|| params.get("type"))
+        .and_then(Value::as_str)
 }
 
 /// The sizes the layers need, read once.
@@ -159,6 +269,8 @@ struct Dims {
     kv_heads: usize,
     head_dim: usize,
     eps: f32,
+    causal: bool,
+    gemma_norms: bool,
 }
 
 impl Dims {
@@ -172,9 +284,7 @@ impl Dims {
         }
         let head_dim = match (c.head_dim, family.default_head_dim) {
             (Some(d), _) | (None, Some(d)) => d,
-            (None, None) if heads > 0 && c.hidden_size.is_multiple_of(heads) => {
-                c.hidden_size / heads
-            }
+            (None, None) if c.hidden_size.is_multiple_of(heads) => c.hidden_size / heads,
             (None, None) => {
                 return Err(Error::invalid_model(format!(
                     "hidden size {} is not a multiple of the {heads} attention heads",
@@ -190,29 +300,39 @@ impl Dims {
             kv_heads,
             head_dim,
             eps: c.rms_norm_eps as f32,
+            causal: !(family.gemma && c.use_bidirectional_attention == Some(true)),
+            gemma_norms: family.gemma,
         })
     }
 
-    fn attention(&self) -> AttentionSpec {
+    /// The attention of a layer with sliding window `window` (HF: query
+    /// `i` sees keys `j > i - window`).
+    fn attention(&self, window: Option<usize>) -> AttentionSpec {
         let mut spec = AttentionSpec::new(self.heads, self.head_dim);
         spec.kv_heads = self.kv_heads;
-        spec.causal = true;
+        spec.causal = self.causal;
+        spec.half_window = window.map(|w| w.saturating_sub(1));
         spec
     }
 }
 
 /// `weight * x / sqrt(mean(x^2) + eps)` over each row (or head), as HF's
-/// `Qwen3RMSNorm` / `Qwen2RMSNorm` (plain weight, not `1 + weight`).
+/// `Qwen3RMSNorm` / `LlamaRMSNorm`; Gemma's scales by `1 + weight` (added
+/// once here, in float32 as `GemmaRMSNorm` adds it).
 struct RmsNorm {
     weight: Vec<f32>,
     eps: f32,
 }
 
 impl RmsNorm {
-    fn load(vb: &VarBuilder, size: usize, eps: f32) -> Result<Self> {
+    fn load(vb: &VarBuilder, size: usize, dims: &Dims) -> Result<Self> {
+        let mut weight = to_vec(&vb.get(size, "weight")?)?;
+        if dims.gemma_norms {
+            weight.iter_mut().for_each(|w| *w += 1.0);
+        }
         Ok(Self {
-            weight: to_vec(&vb.get(size, "weight")?)?,
-            eps,
+            weight,
+            eps: dims.eps,
         })
     }
 
@@ -254,7 +374,7 @@ struct HeadNorms {
 
 impl HeadNorms {
     fn apply(&self, qkv: &Tensor, dims: &Dims) -> Result<()> {
-        let cols = dims.attention().qkv_width();
+        let cols = dims.attention(None).qkv_width();
         let d = dims.head_dim;
         let query_width = dims.heads * d;
         let key_end = query_width + dims.kv_heads * d;
@@ -286,10 +406,18 @@ struct Layer {
     gate_up: Linear,
     down: Linear,
     act: Activation,
+    /// Heads, window, causal mask.
+    attention: AttentionSpec,
 }
 
 impl Layer {
-    fn load(vb: &VarBuilder, dims: &Dims, family: Family, c: &Keys) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        dims: &Dims,
+        family: Family,
+        c: &Keys,
+        window: Option<usize>,
+    ) -> Result<Self> {
         let (h, d) = (dims.hidden, dims.head_dim);
         let attn = vb.pp("self_attn");
         let mlp = vb.pp("mlp");
@@ -302,27 +430,28 @@ impl Layer {
         let qkv = load_stacked(&attn, &parts, h, qkv_bias)?;
         let head_norms = match family.qk_norm {
             true => Some(HeadNorms {
-                query: RmsNorm::load(&attn.pp("q_norm"), d, dims.eps)?,
-                key: RmsNorm::load(&attn.pp("k_norm"), d, dims.eps)?,
+                query: RmsNorm::load(&attn.pp("q_norm"), d, dims)?,
+                key: RmsNorm::load(&attn.pp("k_norm"), d, dims)?,
             }),
             false => None,
         };
         let out_bias = !family.qkv_bias_always && c.attention_bias;
         let intermediate = dims.intermediate;
         Ok(Self {
-            input_norm: RmsNorm::load(&vb.pp("input_layernorm"), h, dims.eps)?,
+            input_norm: RmsNorm::load(&vb.pp("input_layernorm"), h, dims)?,
             qkv,
             head_norms,
             attn_out: Linear::load_opt_bias(&attn.pp("o_proj"), dims.heads * d, h, out_bias)?,
-            post_norm: RmsNorm::load(&vb.pp("post_attention_layernorm"), h, dims.eps)?,
+            post_norm: RmsNorm::load(&vb.pp("post_attention_layernorm"), h, dims)?,
             gate_up: load_stacked(
                 &mlp,
                 &[("gate_proj", intermediate), ("up_proj", intermediate)],
                 h,
-                false,
+                c.mlp_bias,
             )?,
-            down: Linear::load_opt_bias(&mlp.pp("down_proj"), intermediate, h, false)?,
-            act: Activation::from_name(&c.hidden_act)?,
+            down: Linear::load_opt_bias(&mlp.pp("down_proj"), intermediate, h, c.mlp_bias)?,
+            act: Activation::from_name(c.hidden_act.as_deref().unwrap_or(family.default_act))?,
+            attention: dims.attention(window),
         })
     }
 
@@ -346,13 +475,13 @@ impl Layer {
         let normed = time(Op::ResidualNorm, || self.input_norm.forward_new(x))?;
         let qkv = self.qkv.forward(&normed)?;
         drop(normed);
-        let spec = dims.attention();
+        let spec = &self.attention;
         let context = time(Op::Attention, || {
             if let Some(norms) = &self.head_norms {
                 norms.apply(&qkv, dims)?;
             }
             rope.apply_grouped_qk(&qkv, cu_seqlens, dims.heads, dims.kv_heads)?;
-            packed_attention(&qkv, cu_seqlens, &spec)
+            packed_attention(&qkv, cu_seqlens, spec)
         })?;
         drop(qkv);
         let attended = self.attn_out.matmul(&context)?;
@@ -362,12 +491,12 @@ impl Layer {
         let normed = time(Op::ResidualNorm, || self.post_norm.forward_new(&attended))?;
         let inner = self.gate_up.matmul(&normed)?;
         let gated = time(Op::BiasActivation, || {
-            gated_activation(&inner, None, self.act)
+            gated_activation(&inner, self.gate_up.bias.as_deref(), self.act)
         })?;
         drop(inner);
         let out = self.down.matmul(&gated)?;
         time(Op::ResidualNorm, || {
-            add_residual_inplace(&out, None, &attended)
+            add_residual_inplace(&out, self.down.bias.as_deref(), &attended)
         })?;
         Ok(out)
     }
@@ -410,10 +539,10 @@ enum Head {
 }
 
 impl Head {
-    fn load(spec: &mut LoadSpec<'_>, c: &Keys, embeddings: &Table) -> Result<Self> {
+    fn load(spec: &mut LoadSpec<'_>, c: &Keys, tied: bool, embeddings: &Table) -> Result<Self> {
         let h = c.hidden_size;
         match spec.logit_tokens {
-            Some(tokens) => Self::load_logits(spec, c, embeddings, tokens),
+            Some(tokens) => Self::load_logits(spec, c, tied, embeddings, tokens),
             None => {
                 let score = load_or_init_linear_no_bias(spec, h)?;
                 let pad_token_id = c.pad_token_id.and_then(|id| u32::try_from(id).ok());
@@ -428,10 +557,11 @@ impl Head {
     fn load_logits(
         spec: &LoadSpec<'_>,
         c: &Keys,
+        tied: bool,
         embeddings: &Table,
         tokens: LogitTokens,
     ) -> Result<Self> {
-        let lm_head = match c.tie_word_embeddings {
+        let lm_head = match tied {
             true => None,
             false => Some(Table::load(&spec.weights, "lm_head.weight", c.hidden_size)?),
         };
@@ -538,8 +668,9 @@ fn last_tokens(batch: &PackedBatch, pad_token_id: Option<u32>) -> Vec<usize> {
         .collect()
 }
 
-pub struct Qwen {
+pub struct Decoder {
     embeddings: Table,
+    embedding_scale: Option<f32>,
     layers: Vec<Layer>,
     final_norm: RmsNorm,
     head: Head,
@@ -548,27 +679,34 @@ pub struct Qwen {
     max_positions: usize,
 }
 
-impl Qwen {
+impl Decoder {
     pub fn load(family: Family, mut spec: LoadSpec<'_>) -> Result<Self> {
         let c: &Keys = &spec.config.typed()?;
-        c.check_full_attention()?;
         let dims = Dims::from_keys(c, family)?;
+        let rope = c.rope(dims.head_dim)?;
+        let windows = c.windows(family)?;
         let vb = spec.weights.pp("model");
         let embeddings = Table::load(&vb, "embed_tokens.weight", dims.hidden)?;
-        let layers = (0..dims.layers)
-            .map(|i| {
-                Layer::load(&vb.pp(format!("layers.{i}")), &dims, family, c)?
+        let layers = windows
+            .iter()
+            .enumerate()
+            .map(|(i, &window)| {
+                Layer::load(&vb.pp(format!("layers.{i}")), &dims, family, c, window)?
                     .with_precision(spec.precision)
             })
             .collect::<Result<Vec<_>>>()?;
-        let final_norm = RmsNorm::load(&vb.pp("norm"), dims.hidden, dims.eps)?;
-        let head = Head::load(&mut spec, c, &embeddings)?;
+        let final_norm = RmsNorm::load(&vb.pp("norm"), dims.hidden, &dims)?;
+        let tied = c.tie_word_embeddings.unwrap_or(family.default_tied);
+        let head = Head::load(&mut spec, c, tied, &embeddings)?;
+        // Gemma: `sqrt(hidden)` as the float32 scalar HF multiplies by.
+        let embedding_scale = family.gemma.then(|| (dims.hidden as f64).sqrt() as f32);
         Ok(Self {
             embeddings,
+            embedding_scale,
             layers,
             final_norm,
             head,
-            rope: Rope::new(dims.head_dim, c.rope_theta()?)?,
+            rope,
             dims,
             max_positions: c.max_position_embeddings,
         })
@@ -586,12 +724,17 @@ impl Qwen {
         let mut out = vec![0f32; batch.num_tokens() * table.cols];
         out.par_chunks_mut(table.cols)
             .zip(&batch.ids)
-            .for_each(|(row, &id)| row.copy_from_slice(table.row(id as usize)));
+            .for_each(|(row, &id)| {
+                row.copy_from_slice(table.row(id as usize));
+                if let Some(scale) = self.embedding_scale {
+                    row.iter_mut().for_each(|x| *x *= scale);
+                }
+            });
         matrix(out, batch.num_tokens(), table.cols)
     }
 }
 
-impl CrossEncoderModel for Qwen {
+impl CrossEncoderModel for Decoder {
     fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>> {
         if batch.longest() > self.max_positions {
             return Err(Error::invalid_input(format!(
@@ -659,27 +802,57 @@ mod tests {
         }
     }
 
+    fn keys(extra: &str) -> Keys {
+        serde_json::from_str(&format!(
+            r#"{{"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2,
+                "num_attention_heads": 2 {extra}}}"#
+        ))
+        .unwrap()
+    }
+
     #[test]
-    fn scaled_rope_kinds_and_sliding_windows_are_refused() {
-        let keys = |extra: &str| -> Keys {
-            serde_json::from_str(&format!(
-                r#"{{"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
-                    "num_attention_heads": 2 {extra}}}"#
-            ))
-            .unwrap()
-        };
-        assert_eq!(keys("").rope_theta().unwrap(), 10_000.0);
-        assert_eq!(keys(r#", "rope_theta": 1e6"#).rope_theta().unwrap(), 1e6);
-        let params = r#", "rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}"#;
-        assert_eq!(keys(params).rope_theta().unwrap(), 5e5);
-        let yarn = r#", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#;
-        assert!(keys(yarn)
-            .rope_theta()
-            .unwrap_err()
-            .to_string()
-            .contains("yarn"));
-        let sliding = r#", "use_sliding_window": true"#;
-        assert!(keys(sliding).check_full_attention().is_err());
-        assert!(keys("").check_full_attention().is_ok());
+    fn rope_theta_and_scaling_come_from_either_config_layout() {
+        let freqs = |extra: &str| keys(extra).rope(4).unwrap().frequencies().to_vec();
+        assert_eq!(freqs(""), [1.0, 0.01]);
+        assert_eq!(freqs(r#", "rope_theta": 1e6"#), [1.0, 0.001]);
+        let params = r#", "rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}"#;
+        assert_eq!(freqs(params), [1.0, 0.001]);
+        let linear = r#", "rope_scaling": {"rope_type": "linear", "factor": 4.0}"#;
+        assert_eq!(freqs(linear), [0.25, 0.0025]);
+        for refused in ["yarn", "dynamic", "longrope"] {
+            let extra =
+                format!(r#", "rope_parameters": {{"rope_type": "{refused}", "factor": 2}}"#);
+            let err = keys(&extra).rope(4).unwrap_err().to_string();
+            assert!(err.contains(refused), "{err}");
+        }
+        let partial = r#", "partial_rotary_factor": 0.5"#;
+        assert!(keys(partial).rope(4).is_err());
+    }
+
+    #[test]
+    fn sliding_windows_follow_each_family_rule() {
+        let qwen2 = Family::of("qwen2").unwrap();
+        let mistral = Family::of("mistral").unwrap();
+        let llama = Family::of("llama").unwrap();
+        let window = r#", "sliding_window": 16"#;
+        // Qwen: only with use_sliding_window, from max_window_layers on.
+        assert_eq!(keys(window).windows(qwen2).unwrap(), [None, None]);
+        let on = r#", "sliding_window": 16, "use_sliding_window": true, "max_window_layers": 1"#;
+        assert_eq!(keys(on).windows(qwen2).unwrap(), [None, Some(16)]);
+        // Mistral: every layer whenever a window is set; Llama never.
+        assert_eq!(keys(window).windows(mistral).unwrap(), [Some(16), Some(16)]);
+        assert_eq!(keys("").windows(mistral).unwrap(), [None, None]);
+        assert_eq!(keys(window).windows(llama).unwrap(), [None, None]);
+        // Saved layer types win; unknown kinds are refused.
+        let types =
+            r#", "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]"#;
+        assert_eq!(keys(types).windows(mistral).unwrap(), [Some(8), None]);
+        let odd = r#", "layer_types": ["chunked_attention", "full_attention"]"#;
+        assert!(keys(odd).windows(llama).is_err());
+        // A window of W tokens: query i sees keys i - W + 1 ..= i.
+        let dims = Dims::from_keys(&keys(""), llama).unwrap();
+        let spec = dims.attention(Some(16));
+        let (lo, hi) = crate::ops::attention::visible_keys(20, 40, spec.half_window, spec.causal);
+        assert_eq!((lo, hi), (5, 21));
     }
 }
