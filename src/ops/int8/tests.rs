@@ -208,10 +208,8 @@ mod isa_avx512 {
     }
 }
 
-#[test]
-#[ignore = "micro-benchmark of the AVX2 block kernel: cargo test --release micro_ -- --ignored --nocapture"]
-fn micro_avx2_block_rate() {
-    crate::ops::simd::require(Isa::Avx2);
+/// The block kernel's rate, one thread: `vnni` picks the AVX-512 VNNI body.
+fn micro_block_rate(vnni: bool) {
     let pairs = 192;
     let a = vec![3i16; ROW_BLOCK * 2 * pairs];
     let q = QuantizedRows {
@@ -224,23 +222,57 @@ fn micro_avx2_block_rate() {
     let iters = 200_000;
     let t = std::time::Instant::now();
     for _ in 0..iters {
-        avx2::run(
-            false,
-            Rows {
-                q: &q,
-                first_block: 0,
-            },
-            &w,
-            None,
-            Activation::Identity,
-            &mut out,
-        );
+        let rows = Rows {
+            q: &q,
+            first_block: 0,
+        };
+        avx2::run(vnni, rows, &w, None, Activation::Identity, &mut out);
     }
     let dt = t.elapsed().as_secs_f64();
     let macs = (iters * ROW_BLOCK * 16 * 2 * pairs) as f64;
     eprintln!(
-        "{:.1} GMAC/s one thread ({:.2} ns per pair step)",
+        "vnni {vnni}: {:.1} GMAC/s one thread ({:.2} ns per pair step)",
         macs / dt / 1e9,
         dt / (iters * pairs) as f64 * 1e9
     );
+}
+
+#[test]
+#[ignore = "micro-benchmark of the AVX2 block kernel: cargo test --release micro_ -- --ignored --nocapture"]
+fn micro_avx2_block_rate() {
+    crate::ops::simd::require(Isa::Avx2);
+    micro_block_rate(false);
+}
+
+#[test]
+#[ignore = "micro-benchmark of the AVX-512 VNNI block kernel: cargo test --release micro_ -- --ignored --nocapture"]
+fn micro_avx512_vnni_block_rate() {
+    crate::ops::simd::require(Isa::Avx512);
+    assert!(avx2::has_avx512_vnni(), "this CPU has no AVX-512 VNNI");
+    micro_block_rate(true);
+}
+
+#[test]
+#[ignore = "micro-benchmark of whole int8 products at a decoder's shapes: cargo test --release micro_ -- --ignored --nocapture"]
+fn micro_int8_products_by_isa() {
+    for (rows, k, n) in [(512, 1024, 6144), (512, 3072, 1024)] {
+        let x = test_noise(rows * k, 1, 1.0);
+        let w = QuantizedWeight::new(&test_noise(n * k, 2, 0.1), n, k);
+        for isa in crate::ops::simd::runnable_isas() {
+            if isa == Isa::Scalar {
+                continue;
+            }
+            let t = std::time::Instant::now();
+            let reps = 5;
+            for _ in 0..reps {
+                std::hint::black_box(matmul_on(isa, &x, rows, &w, None, Activation::Identity));
+            }
+            let macs = (reps * rows * k * n) as f64;
+            let rate = macs / t.elapsed().as_secs_f64() / 1e9;
+            eprintln!(
+                "{rows}x{k}x{n} {isa:?} ({:?}): {rate:.1} GMAC/s",
+                kernel_for(isa)
+            );
+        }
+    }
 }
