@@ -1263,6 +1263,42 @@ build_qwen2_causal_st6 = functools.partial(
     build_qwen, vocab_size=1200, model_max_length=208, family="Qwen2", head="CausalLM",
     seed=123, labels=None, head_dim=8, tied=False)
 
+# A Qwen3-Reranker-style template that reads extra Jinja variables, as real templates do:
+# `instruction` (the default instruction, which a system message / prompt still overrides)
+# and `enable_thinking` (the empty think block of the tail: it changes the template's
+# suffix). sentence-transformers passes them from processing_kwargs["chat_template"].
+QWEN_VARS_TEMPLATE = (
+    "{%- set ns = namespace(instruction=instruction | default(\"Given a web search query, "
+    'retrieve relevant passages that answer the query"), query="", document="") -%}\n'
+    "{%- for message in messages -%}\n"
+    '{%- if message.role == "system" -%}{%- set ns.instruction = message.content -%}\n'
+    '{%- elif message.role == "query" -%}{%- set ns.query = message.content -%}\n'
+    '{%- elif message.role == "document" -%}{%- set ns.document = message.content -%}\n'
+    "{%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "<|im_start|>system\n"
+    "Judge whether the Document meets the requirements based on the Query and the Instruct "
+    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+    "<Instruct>: {{ ns.instruction }}\n"
+    "<Query>: {{ ns.query }}\n"
+    "<Document>: {{ ns.document }}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "{%- if enable_thinking is defined and not enable_thinking %}\n<think>\n\n</think>\n\n"
+    "{%- else %}\n{% endif -%}"
+)
+
+
+def build_qwen3_vars_st6(out: Path, work: Path):
+    """qwen3-causal-st6's kind with QWEN_VARS_TEMPLATE and a max_length (160) well below the
+    256 positions, so that options which lift or move the truncation have room to act."""
+    tok = qwen_tokenizer(work, vocab_size=1200, model_max_length=160,
+                         chat_template=QWEN_VARS_TEMPLATE)
+    model = _qwen(tok, family="Qwen3", head="CausalLM", seed=124, labels=None, head_dim=16,
+                  tied=True)
+    st_save(model, tok, out, work)
+    return fp32_state(model)
+
 
 SPECS = {
     "bert-st5-1label": ("st5", build_bert_st5_1label, "torch.nn.modules.activation.Sigmoid", 1),
@@ -1293,6 +1329,7 @@ SPECS = {
     "qwen3-seqcls-st6": ("st6", build_qwen3_seqcls_st6, "torch.nn.modules.activation.Sigmoid", 1),
     "qwen2-seqcls-st6": ("st6", build_qwen2_seqcls_st6, "torch.nn.modules.linear.Identity", 2),
     "qwen2-causal-st6": ("st6", build_qwen2_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
+    "qwen3-vars-st6": ("st6", build_qwen3_vars_st6, "torch.nn.modules.activation.Sigmoid", 1),
 }
 
 # --------------------------------------------------------------------------------------
@@ -1486,6 +1523,136 @@ def record_prompt(ce, default_act) -> dict:
     }
 
 
+# Chat-template options (processing_kwargs, per-call max_length, a template given at load),
+# recorded for the fixtures named here in tests/fixtures/chat_options/<name>.json.
+CHAT_OPTIONS = FIXTURES / "chat_options"
+CHAT_OPTION_FIXTURES = ("qwen3-vars-st6",)
+# A ChatML-like template that passes the roles through and reads a variable of its own.
+ALT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "<|im_start|>assistant\n{{ answer_prefix | default('') }}"
+)
+# Templates that cannot carry a pair: one drops the query/document roles, one raises.
+ROLELESS_TEMPLATE = (
+    "{% for m in messages %}{% if m.role in ['system', 'user', 'assistant'] %}"
+    "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+    "<|im_start|>assistant\n"
+)
+RAISING_TEMPLATE = "{{ raise_exception('this template renders no pairs') }}"
+INSTRUCTION = "Find the passage that answers the question"
+OTHER_INSTRUCTION = "Decide whether the document is on the same topic as the query"
+
+
+def chat_option_variants(max_positions: int) -> list[dict]:
+    """(name, instance processing_kwargs, predict() keyword arguments) of each variant."""
+    no_trunc = {"text": {"truncation": False}}
+    return [
+        {"name": "variable_per_call", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"instruction": INSTRUCTION}}}},
+        {"name": "suffix_variable_per_call", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"enable_thinking": False}}}},
+        {"name": "variables_instance", "call": {},
+         "instance": {"chat_template": {"instruction": INSTRUCTION, "enable_thinking": False}}},
+        {"name": "instance_and_per_call_merged",
+         "instance": {"chat_template": {"instruction": INSTRUCTION, "enable_thinking": False},
+                      "text": {"max_length": 140}},
+         "call": {"processing_kwargs": {"chat_template": {"instruction": OTHER_INSTRUCTION}}}},
+        {"name": "prompt_over_variable", "instance": None,
+         "call": {"prompt": CHAT_PROMPT,
+                  "processing_kwargs": {"chat_template": {"instruction": INSTRUCTION}}}},
+        {"name": "restore_suffix_false", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"restore_suffix": False}}}},
+        {"name": "text_max_length", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 120}}}},
+        {"name": "common_max_length", "instance": None,
+         "call": {"processing_kwargs": {"common": {"max_length": 130}}}},
+        {"name": "chat_template_max_length_wins", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 100},
+                                        "chat_template": {"max_length": 150}}}},
+        {"name": "max_length_argument", "instance": None, "call": {"max_length": 110}},
+        {"name": "text_max_length_no_restore", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 120},
+                                        "chat_template": {"restore_suffix": False}}}},
+        {"name": "text_max_length_above_positions", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": max_positions + 40}}}},
+        {"name": "truncation_false", "instance": None, "call": {"processing_kwargs": no_trunc}},
+        {"name": "do_not_truncate", "instance": None,
+         "call": {"processing_kwargs": {"text": {"truncation": "do_not_truncate"}}}},
+        {"name": "template_per_call", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"chat_template": ALT_TEMPLATE,
+                                                          "answer_prefix": "Answer:"}}}},
+    ]
+
+
+def _option_ids(ce, pair, call: dict) -> list[int]:
+    return ce.preprocess([pair], **call)["input_ids"][0].tolist()
+
+
+def record_chat_options(name: str, model_dir: Path) -> dict:
+    """sentence-transformers' input ids and raw logits for each chat-template option variant:
+    for the pairs whose ids fit the model's positions (the others are listed as too long:
+    torch runs RoPE past the table, crossrank refuses them)."""
+    ce = load_ce(model_dir)
+    ce.eval()
+    default_act = ce.activation_fn
+    max_positions = int(ce.model.config.max_position_embeddings)
+    out: dict = {"model": name, "reference_by": versions()["sentence_transformers"],
+                 "max_length": st_max_length(ce), "max_positions": max_positions,
+                 "pairs": PAIRS, "variants": []}
+    for variant in chat_option_variants(max_positions):
+        ce[0].processing_kwargs = dict(variant["instance"] or {})
+        call = variant["call"]
+        ids = [_option_ids(ce, p, call) for p in PAIRS]
+        fit = [i for i, x in enumerate(ids) if len(x) <= max_positions]
+        with torch.inference_mode():
+            logits = ce.predict([PAIRS[i] for i in fit], activation_fn=torch.nn.Identity(),
+                                **call)
+        ce.activation_fn = default_act
+        out["variants"].append({
+            **variant,
+            "fit": fit,
+            "too_long": [i for i in range(len(PAIRS)) if i not in fit],
+            "input_ids": [ids[i] for i in fit],
+            "logits": to_py(np.asarray(logits, dtype=np.float32).reshape(len(fit), -1)),
+        })
+        print(f"   {variant['name']}: lengths {min(map(len, ids))}..{max(map(len, ids))}, "
+              f"too long {out['variants'][-1]['too_long']}", flush=True)
+    ce[0].processing_kwargs = {}
+    # sentence-transformers' rank() takes no processing_kwargs (crossrank's does): its
+    # documents' scores through predict(), which rank() sorts.
+    rank_call = {"processing_kwargs": {"chat_template": {"instruction": INSTRUCTION}}}
+    with torch.inference_mode():
+        rank_scores = ce.predict([(RANK_QUERY, d) for d in RANK_DOCS], **rank_call)
+    out["rank"] = {"query": RANK_QUERY, "documents": RANK_DOCS, "call": rank_call,
+                   "scores": to_py(np.asarray(rank_scores, dtype=np.float32))}
+    # A template given at load (processor_kwargs goes to AutoProcessor.from_pretrained, whose
+    # chat_template replaces the saved one).
+    from sentence_transformers import CrossEncoder
+
+    alt = CrossEncoder(str(model_dir), device="cpu",
+                       processor_kwargs={"chat_template": ALT_TEMPLATE})
+    with torch.inference_mode():
+        alt_logits = alt.predict(PAIRS, activation_fn=torch.nn.Identity())
+    out["template_at_load"] = {
+        "processor_kwargs": {"chat_template": ALT_TEMPLATE},
+        "input_ids": [_option_ids(alt, p, {}) for p in PAIRS],
+        "logits": to_py(np.asarray(alt_logits, dtype=np.float32).reshape(len(PAIRS), -1)),
+    }
+    # Templates that cannot carry a pair: the error sentence-transformers raises.
+    out["role_failures"] = []
+    for label, template in (("roleless", ROLELESS_TEMPLATE), ("raising", RAISING_TEMPLATE)):
+        bad = CrossEncoder(str(model_dir), device="cpu",
+                           processor_kwargs={"chat_template": template})
+        try:
+            bad.predict(PAIRS[:2])
+        except ValueError as exc:
+            message = str(exc).replace(str(model_dir), "<model>")
+        else:
+            raise RuntimeError(f"{name}: the {label} template did not fail")
+        out["role_failures"].append({"name": label, "template": template, "error": message})
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------
@@ -1520,6 +1687,8 @@ def make(name: str) -> None:
             expected_state=state,
         )
     write_json(REFERENCE / f"{name}.json", rec, indent=1)
+    if name in CHAT_OPTION_FIXTURES:
+        write_json(CHAT_OPTIONS / f"{name}.json", record_chat_options(name, out), indent=1)
     print(
         f"   max_length={rec['max_length']} activation={rec['activation']} "
         f"tokens={min(rec['token_counts'])}..{max(rec['token_counts'])} scores[:3]={rec['scores'][:3]}",
