@@ -34,6 +34,8 @@ Outputs (relative to the repository root):
     tests/fixtures/inputs.json                the shared hard (query, document) pairs
     tests/fixtures/models/<name>/             the saved models
     tests/fixtures/reference/<name>.json      sentence-transformers' outputs
+    tests/fixtures/options/<name>.json        its outputs under tokenizer options
+                                              (processing_kwargs...) for a few fixtures
     tests/fixtures/models/bert-real-minilm/   only a head file + SOURCE.json; the model
                                               is assembled by scripts/build_minilm_fixture.py
 """
@@ -1523,10 +1525,12 @@ def record_prompt(ce, default_act) -> dict:
     }
 
 
-# Chat-template options (processing_kwargs, per-call max_length, a template given at load),
-# recorded for the fixtures named here in tests/fixtures/chat_options/<name>.json.
-CHAT_OPTIONS = FIXTURES / "chat_options"
+# Tokenizer options (processing_kwargs, per-call max_length, for chat models a template
+# given at load), recorded for the fixtures named here in tests/fixtures/options/<name>.json
+# (when the fixture is built, or by --options from the committed model).
+OPTIONS = FIXTURES / "options"
 CHAT_OPTION_FIXTURES = ("qwen3-vars-st6",)
+PAIR_OPTION_FIXTURES = ("bert-st6-gelu-maxlen",)
 # A ChatML-like template that passes the roles through and reads a variable of its own.
 ALT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -1584,22 +1588,39 @@ def chat_option_variants(max_positions: int) -> list[dict]:
     ]
 
 
-def _option_ids(ce, pair, call: dict) -> list[int]:
-    return ce.preprocess([pair], **call)["input_ids"][0].tolist()
+def pair_option_variants(max_positions: int) -> list[dict]:
+    """Text-pair models: the size options (the tokenizer gets the text entries, then the
+    common ones over them)."""
+    return [
+        {"name": "text_max_length", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 40}}}},
+        {"name": "common_over_text", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 40}, "common": {"max_length": 16}}}},
+        {"name": "max_length_argument", "instance": None, "call": {"max_length": 12}},
+        {"name": "instance_text_max_length", "call": {}, "instance": {"text": {"max_length": 50}}},
+        {"name": "truncation_false", "instance": None,
+         "call": {"processing_kwargs": {"text": {"truncation": False}}}},
+        {"name": "text_max_length_above_positions", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": max_positions + 30}}}},
+    ]
 
 
-def record_chat_options(name: str, model_dir: Path) -> dict:
-    """sentence-transformers' input ids and raw logits for each chat-template option variant:
-    for the pairs whose ids fit the model's positions (the others are listed as too long:
-    torch runs RoPE past the table, crossrank refuses them)."""
+def record_pair_options(name: str, model_dir: Path) -> dict:
+    """record_chat_options for a text-pair model: ids and raw logits of the size options."""
     ce = load_ce(model_dir)
     ce.eval()
+    out = _record_variants(ce, name, pair_option_variants)
+    ce[0].processing_kwargs = {}
+    return out
+
+
+def _record_variants(ce, name: str, variants) -> dict:
     default_act = ce.activation_fn
     max_positions = int(ce.model.config.max_position_embeddings)
     out: dict = {"model": name, "reference_by": versions()["sentence_transformers"],
                  "max_length": st_max_length(ce), "max_positions": max_positions,
                  "pairs": PAIRS, "variants": []}
-    for variant in chat_option_variants(max_positions):
+    for variant in variants(max_positions):
         ce[0].processing_kwargs = dict(variant["instance"] or {})
         call = variant["call"]
         ids = [_option_ids(ce, p, call) for p in PAIRS]
@@ -1617,6 +1638,20 @@ def record_chat_options(name: str, model_dir: Path) -> dict:
         })
         print(f"   {variant['name']}: lengths {min(map(len, ids))}..{max(map(len, ids))}, "
               f"too long {out['variants'][-1]['too_long']}", flush=True)
+    return out
+
+
+def _option_ids(ce, pair, call: dict) -> list[int]:
+    return ce.preprocess([pair], **call)["input_ids"][0].tolist()
+
+
+def record_chat_options(name: str, model_dir: Path) -> dict:
+    """sentence-transformers' input ids and raw logits for each chat-template option variant:
+    for the pairs whose ids fit the model's positions (the others are listed as too long:
+    torch runs RoPE past the table, crossrank refuses them)."""
+    ce = load_ce(model_dir)
+    ce.eval()
+    out = _record_variants(ce, name, chat_option_variants)
     ce[0].processing_kwargs = {}
     # sentence-transformers' rank() takes no processing_kwargs (crossrank's does): its
     # documents' scores through predict(), which rank() sorts.
@@ -1688,7 +1723,9 @@ def make(name: str) -> None:
         )
     write_json(REFERENCE / f"{name}.json", rec, indent=1)
     if name in CHAT_OPTION_FIXTURES:
-        write_json(CHAT_OPTIONS / f"{name}.json", record_chat_options(name, out), indent=1)
+        write_json(OPTIONS / f"{name}.json", record_chat_options(name, out), indent=1)
+    if name in PAIR_OPTION_FIXTURES:
+        write_json(OPTIONS / f"{name}.json", record_pair_options(name, out), indent=1)
     print(
         f"   max_length={rec['max_length']} activation={rec['activation']} "
         f"tokens={min(rec['token_counts'])}..{max(rec['token_counts'])} scores[:3]={rec['scores'][:3]}",
@@ -1763,6 +1800,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated fixture names")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--crosscheck", action="store_true")
+    ap.add_argument("--options", action="store_true",
+                    help="only (re)record tests/fixtures/options/ from the committed models")
     args = ap.parse_args()
     if args.list:
         for n, (env, *_rest) in SPECS.items():
@@ -1775,6 +1814,15 @@ def main() -> None:
     env = args.env or f"st{st_major()}"
     if env != f"st{st_major()}":
         sys.exit(f"--env {env} needs sentence-transformers {env[2]}.x, found {st_version()}")
+    if args.options:
+        for name in (*CHAT_OPTION_FIXTURES, *PAIR_OPTION_FIXTURES):
+            if SPECS[name][0] != env:
+                continue
+            print(f"== options of {name}", flush=True)
+            recorder = record_chat_options if name in CHAT_OPTION_FIXTURES else (
+                record_pair_options)
+            write_json(OPTIONS / f"{name}.json", recorder(name, MODELS / name), indent=1)
+        return
     write_json(FIXTURES / "inputs.json", PAIRS, indent=1)
     names = [n for n, spec in SPECS.items() if spec[0] == env]
     if args.only:
