@@ -224,15 +224,15 @@ def _warn_processor_kwargs(kwargs: dict[str, Any], chat_template: Any) -> None:
     sentence-transformers 6.x (tokenizer_kwargs its old name): call-time options put there
     (``"text"``, ``"common"``, template variables) have no effect in either library."""
     nested = sorted(k for k in kwargs if k in ("text", "common", "audio", "image", "video"))
-    if nested or (isinstance(chat_template, dict)
-                  and not all(isinstance(v, str) for v in chat_template.values())):
+    if nested or (isinstance(chat_template, dict) and not all(
+            isinstance(v, str) and ("{{" in v or "{%" in v) for v in chat_template.values())):
         logger.warning(
             "processor_kwargs (tokenizer_kwargs) are the tokenizer's loading arguments, as in "
             "sentence-transformers 6.x: %s%s have no effect there. Call-time options go in "
             "processing_kwargs: CrossEncoder(..., processing_kwargs={'text': {...}, "
             "'chat_template': {...}}) or predict(..., processing_kwargs=...)",
             ", ".join(repr(k) for k in nested),
-            (" and a 'chat_template' dict (taken as named templates)"
+            (" and a 'chat_template' dict that is not templates (taken as named templates)"
              if isinstance(chat_template, dict) else ""))
         for key in nested:
             kwargs.pop(key)

@@ -110,9 +110,13 @@ class ChatFormat:
         (with the call's variables and template). Empty when the renders never differ."""
         key = (prompt, plan.template, _key(plan.variables))
         if key not in self._suffixes:
-            template = self._template(plan)
-            renders = [self._render(template, self._skeleton(filler, prompt), plan)
-                       for filler in ("0", "1 2 3 4")]
+            try:
+                template = self._template(plan)
+                renders = [self._render(template, self._skeleton(filler, prompt), plan)
+                           for filler in ("0", "1 2 3 4")]
+            except Exception:  # as in sentence-transformers: no suffix, never an error here
+                self._suffixes[key] = []
+                return []
             first, second = native.tokenize_rendered(renders)
             count = 0
             for left, right in zip(reversed(first), reversed(second)):

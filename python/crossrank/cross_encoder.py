@@ -1058,7 +1058,7 @@ class CrossEncoder:
         if pairs:
             self._chat.check_pair_roles(plan, os.fspath(self.model_name_or_path))
         texts = self._chat.render(pairs, prompt, plan)
-        suffix = self._chat.suffix(self._native, prompt, plan) if plan.restore else []
+        suffix = self._chat.suffix(self._native, prompt, plan) if plan.restore and pairs else []
         if plan.default_length:
             return texts, suffix, None
         limit = self._native.max_positions
