@@ -796,6 +796,15 @@ class CrossEncoder:
                 ``chunk_size`` that is not a multiple of ``batch_size`` adds a partial batch
                 per chunk, and one below ``batch_size`` makes every batch that small (a
                 slower call). Defaults to None.
+            processing_kwargs (dict, optional): 6.x's per-call tokenizer options (a keyword
+                6.x forwards to ``preprocess``), merged over :attr:`processing_kwargs` key
+                by key: ``{"text": {"max_length": 256}}``, ``{"text": {"truncation":
+                False}}``, chat-template variables ``{"chat_template": {"instruction":
+                ...}}``, ``{"chat_template": {"restore_suffix": False}}``... (see
+                :attr:`processing_kwargs`). Defaults to None.
+            max_length (int, optional): 6.x's per-call length (a keyword it forwards to
+                ``preprocess``): cut at this many tokens for this call; ``processing_kwargs``
+                entries win over it. Defaults to None (:attr:`max_length`).
 
         Returns:
             Union[List[np.ndarray], np.ndarray, torch.Tensor]: Predictions for the passed
@@ -852,6 +861,8 @@ class CrossEncoder:
                 call, as in :meth:`predict`. If None, :attr:`activation_fn` is used. Defaults to
                 None.
             device, pool, chunk_size: As in :meth:`predict` (6.x).
+            processing_kwargs, max_length: As in :meth:`predict` (crossrank's: 6.x's
+                ``rank`` does not take them).
 
         Returns:
             List[Dict[Literal["corpus_id", "score", "text"], Union[int, float, str]]]: A sorted
