@@ -197,6 +197,9 @@ class CrossEncoder:
             "token": None if isinstance(a.token, str) else a.token,
             "config_kwargs": a.config_kwargs, "trust_remote_code": trust_remote_code,
             "precision": a.precision,
+            # A template given at load is loaded again with the model.
+            "processor_kwargs": (None if a.chat_template is None
+                                 else {"chat_template": a.chat_template}),
         }
         path = _resolve_model_path(a.model_name_or_path, cache_folder=a.cache_folder,
                                    revision=a.revision, local_files_only=a.local_files_only,
@@ -679,6 +682,7 @@ class CrossEncoder:
             "prompts": self.prompts,
             "default_prompt_name": self.default_prompt_name,
             "num_threads": self._native.num_threads,
+            "processing_kwargs": self._processing_kwargs,
         }
         return (_reload, (self._load_args, os.path.abspath(self._path)), state)
 
@@ -688,6 +692,8 @@ class CrossEncoder:
         self.prompts = dict(state["prompts"])
         self.default_prompt_name = state["default_prompt_name"]
         self._native.num_threads = state.get("num_threads")
+        if "processing_kwargs" in state:
+            self.processing_kwargs = state["processing_kwargs"]
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -903,6 +909,7 @@ class CrossEncoder:
         call scores as always).
         """
         inputs, options = _arguments.predict_arguments(inputs, sentences, args, kwargs)
+        self._plan(options)  # its options are checked here too, before the thread
         return await _in_thread(lambda cancel: self._predict(inputs, options, cancel))
 
     async def arank(
@@ -919,6 +926,7 @@ class CrossEncoder:
         """
         top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
         docs = self._rank_documents(query, documents, top_k, options)
+        self._plan(options)
         result: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = (
             await _in_thread(lambda cancel: self._rank(query, docs, top_k, return_documents,
                                                        options, cancel)))

@@ -314,3 +314,30 @@ def test_the_tokenizer_face_stays_the_tokenizer(chat_model: CrossEncoder) -> Non
     raw = chat_model.tokenizer(q, d)["input_ids"]
     assert raw == chat_model.tokenizer(q)["input_ids"] + chat_model.tokenizer(d)["input_ids"]
     assert raw != chat_model._encode([(q, d)])[0]
+
+
+def test_pickle_keeps_the_options() -> None:
+    import pickle
+
+    rec = OPTIONS[CHAT]
+    variant = next(v for v in rec["variants"] if v["name"] == "variables_instance")
+    model = CrossEncoder(str(_path(CHAT)), processing_kwargs=variant["instance"])
+    again = pickle.loads(pickle.dumps(model))
+    assert again.processing_kwargs == variant["instance"]
+    _close(again.predict(_pairs(CHAT, variant["fit"]), activation_fn=_identity),
+           variant["logits"])
+    loaded = rec["template_at_load"]
+    alt = pickle.loads(pickle.dumps(CrossEncoder(str(_path(CHAT)),
+                                                 processor_kwargs=loaded["processor_kwargs"])))
+    _close(alt.predict(_pairs(CHAT), activation_fn=_identity), loaded["logits"])
+
+
+def test_async_options_are_checked_before_the_thread(chat_model: CrossEncoder) -> None:
+    async def call() -> None:
+        # The coroutine raises at once, before any worker thread scores.
+        await chat_model.apredict(_pairs(CHAT)[:1], processing_kwargs={"text": {"stride": 1}})
+
+    with pytest.raises(ValueError, match=r"\['stride'\] is not supported"):
+        asyncio.run(call())
+    with pytest.raises(ValueError, match=r"\['stride'\] is not supported"):
+        asyncio.run(chat_model.arank("q", ["d"], processing_kwargs={"text": {"stride": 1}}))
