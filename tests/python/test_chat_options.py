@@ -229,6 +229,12 @@ def test_unknown_top_level_keys_are_ignored(chat_model: CrossEncoder,
         got = chat_model.predict(pairs, processing_kwargs={"bogus": {"max_length": 8}})
     assert "bogus" in caplog.text
     _close(got, chat_model.predict(pairs))
+    # A flat dict is not read either: its keys are unknown top-level keys in 6.x too.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        got = chat_model.predict(pairs, processing_kwargs={"max_length": 8, "instruction": "x"})
+    assert "max_length" in caplog.text and "instruction" in caplog.text
+    _close(got, chat_model.predict(pairs))
 
 
 def test_restore_suffix_in_the_instance_options(chat_model: CrossEncoder) -> None:
