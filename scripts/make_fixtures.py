@@ -1660,6 +1660,20 @@ def record_chat_options(name: str, model_dir: Path) -> dict:
         rank_scores = ce.predict([(RANK_QUERY, d) for d in RANK_DOCS], **rank_call)
     out["rank"] = {"query": RANK_QUERY, "documents": RANK_DOCS, "call": rank_call,
                    "scores": to_py(np.asarray(rank_scores, dtype=np.float32))}
+    # model.tokenizer is transformers' tokenizer: a pair is tokenized as two texts, and
+    # apply_chat_template renders (and tokenizes, uncut) a conversation.
+    messages = [[{"role": "query", "content": q}, {"role": "document", "content": d}]
+                for q, d in PAIRS[:4]]
+    chat_kwargs = {"instruction": INSTRUCTION, "enable_thinking": False}
+    out["tokenizer"] = {
+        "pair_ids": [ce.tokenizer(q, d)["input_ids"] for q, d in PAIRS],
+        "messages": messages,
+        "kwargs": chat_kwargs,
+        "texts": [ce.tokenizer.apply_chat_template(m, tokenize=False, **chat_kwargs)
+                  for m in messages],
+        "input_ids": [list(ce.tokenizer.apply_chat_template(m, **chat_kwargs)["input_ids"])
+                      for m in messages],
+    }
     # A template given at load (processor_kwargs goes to AutoProcessor.from_pretrained, whose
     # chat_template replaces the saved one).
     from sentence_transformers import CrossEncoder

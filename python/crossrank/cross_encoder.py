@@ -222,10 +222,10 @@ class CrossEncoder:
             self._load_args["max_length"] = self._native.max_length
         self.config = ModelConfig(json.loads(self._native.config_json))
         self.config["num_labels"] = self._native.num_labels
-        self.tokenizer = Tokenizer(self._native)
         #: ``processor_kwargs["chat_template"]``, which replaces the saved template.
         self._chat_override = a.chat_template
         self._chat = _chat.ChatFormat.load(self._path, a.chat_template)
+        self.tokenizer = Tokenizer(self._native, self._chat)
         if self._chat is None and a.chat_template is not None:
             warnings.warn("processor_kwargs['chat_template'] has no effect: this model reads "
                           "pairs as text, without a chat template", stacklevel=2)
@@ -1097,9 +1097,10 @@ class CrossEncoder:
         if plan.truncate and plan.max_length is not None and plan.max_length <= limit:
             return plan.max_length
         face = Tokenizer(self._native)
-        firsts = face._sequences([q for q, _ in pairs], "A") if pairs else []
-        seconds = face._sequences([d for _, d in pairs], "B") if pairs else []
-        specials = face._d.pair_specials
+        with self._gate.at(self._native, None):  # the face reads the model's max_length
+            firsts = face._sequences([q for q, _ in pairs], "A") if pairs else []
+            seconds = face._sequences([d for _, d in pairs], "B") if pairs else []
+            specials = face._d.pair_specials
         lengths = [len(a) + len(b) + specials for a, b in zip(firsts, seconds)]
         return self._fitting_length(lengths, plan)
 

@@ -347,3 +347,29 @@ def test_async_options_are_checked_before_the_thread(chat_model: CrossEncoder) -
         asyncio.run(call())
     with pytest.raises(ValueError, match=r"\['stride'\] is not supported"):
         asyncio.run(chat_model.arank("q", ["d"], processing_kwargs={"text": {"stride": 1}}))
+
+
+def test_tokenizer_face_as_transformers_tokenizer(chat_model: CrossEncoder) -> None:
+    """6.x's ``model.tokenizer`` is transformers' tokenizer: ``tokenizer(q, d)`` is the
+    plain pair, ``apply_chat_template`` renders a conversation (template variables as
+    keywords) and tokenizes it uncut."""
+    rec = OPTIONS[CHAT]["tokenizer"]
+    face = chat_model.tokenizer
+    # (Pairs longer than max_length: transformers gives them whole with a warning, crossrank's
+    # face cuts them at max_length, as its __call__ documents.)
+    fit = [i for i, ids in enumerate(rec["pair_ids"]) if len(ids) <= face.model_max_length]
+    assert len(fit) >= 20
+    pairs = _pairs(CHAT, fit)
+    assert [face(q, d)["input_ids"] for q, d in pairs] == [rec["pair_ids"][i] for i in fit]
+    assert face.chat_template == (_path(CHAT) / "chat_template.jinja").read_text(
+        encoding="utf-8")
+    texts = [face.apply_chat_template(m, tokenize=False, **rec["kwargs"])
+             for m in rec["messages"]]
+    assert texts == rec["texts"]
+    ids = [face.apply_chat_template(m, **rec["kwargs"])["input_ids"] for m in rec["messages"]]
+    assert ids == rec["input_ids"]
+    batch = face.apply_chat_template(rec["messages"], return_dict=False, **rec["kwargs"])
+    assert batch == rec["input_ids"]
+    with pytest.raises(ValueError, match="not supported"):
+        face.apply_chat_template(rec["messages"][0], truncation=True)
+    assert CrossEncoder(str(_path(PAIR))).tokenizer.chat_template is None
