@@ -34,6 +34,8 @@ Outputs (relative to the repository root):
     tests/fixtures/inputs.json                the shared hard (query, document) pairs
     tests/fixtures/models/<name>/             the saved models
     tests/fixtures/reference/<name>.json      sentence-transformers' outputs
+    tests/fixtures/options/<name>.json        its outputs under tokenizer options
+                                              (processing_kwargs...) for a few fixtures
     tests/fixtures/models/bert-real-minilm/   only a head file + SOURCE.json; the model
                                               is assembled by scripts/build_minilm_fixture.py
 """
@@ -1215,22 +1217,22 @@ def _qwen(tok, *, family: str, head: str, seed: int, labels: dict | None, head_d
             kw["num_labels"] = 1
         else:
             kw = {"id2label": dict(labels), "label2id": {v: k for k, v in labels.items()}}
-    shared = dict(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=head_dim,
-        max_position_embeddings=256,
-        rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-        tie_word_embeddings=tied,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=None,
-    )
+    shared = {
+        "vocab_size": len(tok),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": head_dim,
+        "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0},
+        "tie_word_embeddings": tied,
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "bos_token_id": None,
+    }
     cfg = config_cls(**{**shared, **kw, **(config or {})})
     torch.manual_seed(seed)
     model = model_cls(cfg).eval()
@@ -1283,6 +1285,42 @@ build_gemma_causal_st6 = functools.partial(
     seed=126, labels=None, head_dim=16, tied=True,
     config={"num_key_value_heads": 1, "hidden_act": "gelu_pytorch_tanh"})
 
+# A Qwen3-Reranker-style template that reads extra Jinja variables, as real templates do:
+# `instruction` (the default instruction, which a system message / prompt still overrides)
+# and `enable_thinking` (the empty think block of the tail: it changes the template's
+# suffix). sentence-transformers passes them from processing_kwargs["chat_template"].
+QWEN_VARS_TEMPLATE = (
+    "{%- set ns = namespace(instruction=instruction | default(\"Given a web search query, "
+    'retrieve relevant passages that answer the query"), query="", document="") -%}\n'
+    "{%- for message in messages -%}\n"
+    '{%- if message.role == "system" -%}{%- set ns.instruction = message.content -%}\n'
+    '{%- elif message.role == "query" -%}{%- set ns.query = message.content -%}\n'
+    '{%- elif message.role == "document" -%}{%- set ns.document = message.content -%}\n'
+    "{%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "<|im_start|>system\n"
+    "Judge whether the Document meets the requirements based on the Query and the Instruct "
+    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+    "<Instruct>: {{ ns.instruction }}\n"
+    "<Query>: {{ ns.query }}\n"
+    "<Document>: {{ ns.document }}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "{%- if enable_thinking is defined and not enable_thinking %}\n<think>\n\n</think>\n\n"
+    "{%- else %}\n{% endif -%}"
+)
+
+
+def build_qwen3_vars_st6(out: Path, work: Path):
+    """qwen3-causal-st6's kind with QWEN_VARS_TEMPLATE and a max_length (160) well below the
+    256 positions, so that options which lift or move the truncation have room to act."""
+    tok = qwen_tokenizer(work, vocab_size=1200, model_max_length=160,
+                         chat_template=QWEN_VARS_TEMPLATE)
+    model = _qwen(tok, family="Qwen3", head="CausalLM", seed=124, labels=None, head_dim=16,
+                  tied=True)
+    st_save(model, tok, out, work)
+    return fp32_state(model)
+
 
 SPECS = {
     "bert-st5-1label": ("st5", build_bert_st5_1label, "torch.nn.modules.activation.Sigmoid", 1),
@@ -1321,6 +1359,7 @@ SPECS = {
         1,
     ),
     "gemma-causal-st6": ("st6", build_gemma_causal_st6, "torch.nn.modules.activation.Sigmoid", 1),
+    "qwen3-vars-st6": ("st6", build_qwen3_vars_st6, "torch.nn.modules.activation.Sigmoid", 1),
 }
 
 # --------------------------------------------------------------------------------------
@@ -1514,6 +1553,183 @@ def record_prompt(ce, default_act) -> dict:
     }
 
 
+# Tokenizer options (processing_kwargs, per-call max_length, for chat models a template
+# given at load), recorded for the fixtures named here in tests/fixtures/options/<name>.json
+# (when the fixture is built, or by --options from the committed model).
+OPTIONS = FIXTURES / "options"
+CHAT_OPTION_FIXTURES = ("qwen3-vars-st6",)
+PAIR_OPTION_FIXTURES = ("bert-st6-gelu-maxlen",)
+# A ChatML-like template that passes the roles through and reads a variable of its own.
+ALT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "<|im_start|>assistant\n{{ answer_prefix | default('') }}"
+)
+# Templates that cannot carry a pair: one drops the query/document roles, one raises.
+ROLELESS_TEMPLATE = (
+    "{% for m in messages %}{% if m.role in ['system', 'user', 'assistant'] %}"
+    "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+    "<|im_start|>assistant\n"
+)
+RAISING_TEMPLATE = "{{ raise_exception('this template renders no pairs') }}"
+INSTRUCTION = "Find the passage that answers the question"
+OTHER_INSTRUCTION = "Decide whether the document is on the same topic as the query"
+
+
+def chat_option_variants(max_positions: int) -> list[dict]:
+    """(name, instance processing_kwargs, predict() keyword arguments) of each variant."""
+    no_trunc = {"text": {"truncation": False}}
+    return [
+        {"name": "variable_per_call", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"instruction": INSTRUCTION}}}},
+        {"name": "suffix_variable_per_call", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"enable_thinking": False}}}},
+        {"name": "variables_instance", "call": {},
+         "instance": {"chat_template": {"instruction": INSTRUCTION, "enable_thinking": False}}},
+        {"name": "instance_and_per_call_merged",
+         "instance": {"chat_template": {"instruction": INSTRUCTION, "enable_thinking": False},
+                      "text": {"max_length": 140}},
+         "call": {"processing_kwargs": {"chat_template": {"instruction": OTHER_INSTRUCTION}}}},
+        {"name": "prompt_over_variable", "instance": None,
+         "call": {"prompt": CHAT_PROMPT,
+                  "processing_kwargs": {"chat_template": {"instruction": INSTRUCTION}}}},
+        {"name": "restore_suffix_false", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"restore_suffix": False}}}},
+        {"name": "text_max_length", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 120}}}},
+        {"name": "common_max_length", "instance": None,
+         "call": {"processing_kwargs": {"common": {"max_length": 130}}}},
+        {"name": "chat_template_max_length_wins", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 100},
+                                        "chat_template": {"max_length": 150}}}},
+        {"name": "max_length_argument", "instance": None, "call": {"max_length": 110}},
+        {"name": "text_max_length_no_restore", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 120},
+                                        "chat_template": {"restore_suffix": False}}}},
+        {"name": "text_max_length_above_positions", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": max_positions + 40}}}},
+        {"name": "truncation_false", "instance": None, "call": {"processing_kwargs": no_trunc}},
+        {"name": "do_not_truncate", "instance": None,
+         "call": {"processing_kwargs": {"text": {"truncation": "do_not_truncate"}}}},
+        {"name": "template_per_call", "instance": None,
+         "call": {"processing_kwargs": {"chat_template": {"chat_template": ALT_TEMPLATE,
+                                                          "answer_prefix": "Answer:"}}}},
+    ]
+
+
+def pair_option_variants(max_positions: int) -> list[dict]:
+    """Text-pair models: the size options (the tokenizer gets the text entries, then the
+    common ones over them)."""
+    return [
+        {"name": "text_max_length", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 40}}}},
+        {"name": "common_over_text", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": 40}, "common": {"max_length": 16}}}},
+        {"name": "max_length_argument", "instance": None, "call": {"max_length": 12}},
+        {"name": "instance_text_max_length", "call": {}, "instance": {"text": {"max_length": 50}}},
+        {"name": "truncation_false", "instance": None,
+         "call": {"processing_kwargs": {"text": {"truncation": False}}}},
+        {"name": "text_max_length_above_positions", "instance": None,
+         "call": {"processing_kwargs": {"text": {"max_length": max_positions + 30}}}},
+    ]
+
+
+def record_pair_options(name: str, model_dir: Path) -> dict:
+    """record_chat_options for a text-pair model: ids and raw logits of the size options."""
+    ce = load_ce(model_dir)
+    ce.eval()
+    out = _record_variants(ce, name, pair_option_variants)
+    ce[0].processing_kwargs = {}
+    return out
+
+
+def _record_variants(ce, name: str, variants) -> dict:
+    default_act = ce.activation_fn
+    max_positions = int(ce.model.config.max_position_embeddings)
+    out: dict = {"model": name, "reference_by": versions()["sentence_transformers"],
+                 "max_length": st_max_length(ce), "max_positions": max_positions,
+                 "pairs": PAIRS, "variants": []}
+    for variant in variants(max_positions):
+        ce[0].processing_kwargs = dict(variant["instance"] or {})
+        call = variant["call"]
+        ids = [_option_ids(ce, p, call) for p in PAIRS]
+        fit = [i for i, x in enumerate(ids) if len(x) <= max_positions]
+        with torch.inference_mode():
+            logits = ce.predict([PAIRS[i] for i in fit], activation_fn=torch.nn.Identity(),
+                                **call)
+        ce.activation_fn = default_act
+        out["variants"].append({
+            **variant,
+            "fit": fit,
+            "too_long": [i for i in range(len(PAIRS)) if i not in fit],
+            "input_ids": [ids[i] for i in fit],
+            "logits": to_py(np.asarray(logits, dtype=np.float32).reshape(len(fit), -1)),
+        })
+        print(f"   {variant['name']}: lengths {min(map(len, ids))}..{max(map(len, ids))}, "
+              f"too long {out['variants'][-1]['too_long']}", flush=True)
+    return out
+
+
+def _option_ids(ce, pair, call: dict) -> list[int]:
+    return ce.preprocess([pair], **call)["input_ids"][0].tolist()
+
+
+def record_chat_options(name: str, model_dir: Path) -> dict:
+    """sentence-transformers' input ids and raw logits for each chat-template option variant:
+    for the pairs whose ids fit the model's positions (the others are listed as too long:
+    torch runs RoPE past the table, crossrank refuses them)."""
+    ce = load_ce(model_dir)
+    ce.eval()
+    out = _record_variants(ce, name, chat_option_variants)
+    ce[0].processing_kwargs = {}
+    # sentence-transformers' rank() takes no processing_kwargs (crossrank's does): its
+    # documents' scores through predict(), which rank() sorts.
+    rank_call = {"processing_kwargs": {"chat_template": {"instruction": INSTRUCTION}}}
+    with torch.inference_mode():
+        rank_scores = ce.predict([(RANK_QUERY, d) for d in RANK_DOCS], **rank_call)
+    out["rank"] = {"query": RANK_QUERY, "documents": RANK_DOCS, "call": rank_call,
+                   "scores": to_py(np.asarray(rank_scores, dtype=np.float32))}
+    # model.tokenizer is transformers' tokenizer: a pair is tokenized as two texts, and
+    # apply_chat_template renders (and tokenizes, uncut) a conversation.
+    messages = [[{"role": "query", "content": q}, {"role": "document", "content": d}]
+                for q, d in PAIRS[:4]]
+    chat_kwargs = {"instruction": INSTRUCTION, "enable_thinking": False}
+    out["tokenizer"] = {
+        "pair_ids": [ce.tokenizer(q, d)["input_ids"] for q, d in PAIRS],
+        "messages": messages,
+        "kwargs": chat_kwargs,
+        "texts": [ce.tokenizer.apply_chat_template(m, tokenize=False, **chat_kwargs)
+                  for m in messages],
+        "input_ids": [list(ce.tokenizer.apply_chat_template(m, **chat_kwargs)["input_ids"])
+                      for m in messages],
+    }
+    # A template given at load (processor_kwargs goes to AutoProcessor.from_pretrained, whose
+    # chat_template replaces the saved one).
+    from sentence_transformers import CrossEncoder
+
+    alt = CrossEncoder(str(model_dir), device="cpu",
+                       processor_kwargs={"chat_template": ALT_TEMPLATE})
+    with torch.inference_mode():
+        alt_logits = alt.predict(PAIRS, activation_fn=torch.nn.Identity())
+    out["template_at_load"] = {
+        "processor_kwargs": {"chat_template": ALT_TEMPLATE},
+        "input_ids": [_option_ids(alt, p, {}) for p in PAIRS],
+        "logits": to_py(np.asarray(alt_logits, dtype=np.float32).reshape(len(PAIRS), -1)),
+    }
+    # Templates that cannot carry a pair: the error sentence-transformers raises.
+    out["role_failures"] = []
+    for label, template in (("roleless", ROLELESS_TEMPLATE), ("raising", RAISING_TEMPLATE)):
+        bad = CrossEncoder(str(model_dir), device="cpu",
+                           processor_kwargs={"chat_template": template})
+        try:
+            bad.predict(PAIRS[:2])
+        except ValueError as exc:
+            message = str(exc).replace(str(model_dir), "<model>")
+        else:
+            raise RuntimeError(f"{name}: the {label} template did not fail")
+        out["role_failures"].append({"name": label, "template": template, "error": message})
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------
@@ -1548,6 +1764,10 @@ def make(name: str) -> None:
             expected_state=state,
         )
     write_json(REFERENCE / f"{name}.json", rec, indent=1)
+    if name in CHAT_OPTION_FIXTURES:
+        write_json(OPTIONS / f"{name}.json", record_chat_options(name, out), indent=1)
+    if name in PAIR_OPTION_FIXTURES:
+        write_json(OPTIONS / f"{name}.json", record_pair_options(name, out), indent=1)
     print(
         f"   max_length={rec['max_length']} activation={rec['activation']} "
         f"tokens={min(rec['token_counts'])}..{max(rec['token_counts'])} scores[:3]={rec['scores'][:3]}",
@@ -1622,6 +1842,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated fixture names")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--crosscheck", action="store_true")
+    ap.add_argument("--options", action="store_true",
+                    help="only (re)record tests/fixtures/options/ from the committed models")
     args = ap.parse_args()
     if args.list:
         for n, (env, *_rest) in SPECS.items():
@@ -1634,6 +1856,15 @@ def main() -> None:
     env = args.env or f"st{st_major()}"
     if env != f"st{st_major()}":
         sys.exit(f"--env {env} needs sentence-transformers {env[2]}.x, found {st_version()}")
+    if args.options:
+        for name in (*CHAT_OPTION_FIXTURES, *PAIR_OPTION_FIXTURES):
+            if SPECS[name][0] != env:
+                continue
+            print(f"== options of {name}", flush=True)
+            recorder = record_chat_options if name in CHAT_OPTION_FIXTURES else (
+                record_pair_options)
+            write_json(OPTIONS / f"{name}.json", recorder(name, MODELS / name), indent=1)
+        return
     write_json(FIXTURES / "inputs.json", PAIRS, indent=1)
     names = [n for n, spec in SPECS.items() if spec[0] == env]
     if args.only:

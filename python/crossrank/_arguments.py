@@ -74,6 +74,9 @@ class LoadArguments:
     token: bool | str | None
     config_kwargs: dict[str, Any] | None
     precision: _precision.Precision
+    #: ``processor_kwargs["chat_template"]``: a template (or named templates) replacing the
+    #: saved one, as ``AutoProcessor.from_pretrained`` takes it; None when not given.
+    chat_template: Any = None
 
 
 def load_arguments(
@@ -140,19 +143,23 @@ def load_arguments(
     device = check_device(device, stacklevel=3)  # here, CrossEncoder.__init__, the user
     resolved_precision, model_kwargs = _precision.resolve(precision, model_kwargs)
     _warn_ignored("model_kwargs", model_kwargs)
+    if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
+        raise TypeError("processor_kwargs must be a dict, got "
+                        f"{type(tokenizer_kwargs).__name__}")
     tokenizer_kwargs = dict(tokenizer_kwargs or {})
+    chat_template = tokenizer_kwargs.pop("chat_template", None)
     if "model_max_length" in tokenizer_kwargs:
         from_tokenizer_kwargs = tokenizer_kwargs.pop("model_max_length")
         if max_length is None:
             check_optional_int("model_max_length", from_tokenizer_kwargs)
             max_length = from_tokenizer_kwargs
-    _warn_ignored("tokenizer_kwargs", tokenizer_kwargs)
+    _warn_processor_kwargs(tokenizer_kwargs, chat_template)
     return LoadArguments(
         model_name_or_path=os.fspath(model_name_or_path), num_labels=num_labels,
         max_length=max_length, activation_fn=activation_fn, device=device,
         cache_folder=cache_folder, trust_remote_code=bool(trust_remote_code),
         revision=revision, local_files_only=local_files_only, token=token,
-        config_kwargs=config_kwargs, precision=resolved_precision,
+        config_kwargs=config_kwargs, precision=resolved_precision, chat_template=chat_template,
     )
 
 
@@ -212,6 +219,26 @@ def check_device(device: Any, stacklevel: int) -> str:
     return "cpu"
 
 
+def _warn_processor_kwargs(kwargs: dict[str, Any], chat_template: Any) -> None:
+    """processor_kwargs are ``AutoProcessor.from_pretrained`` arguments in
+    sentence-transformers 6.x (tokenizer_kwargs its old name): call-time options put there
+    (``"text"``, ``"common"``, template variables) have no effect in either library."""
+    nested = sorted(k for k in kwargs if k in ("text", "common", "audio", "image", "video"))
+    if nested or (isinstance(chat_template, dict) and not all(
+            isinstance(v, str) and ("{{" in v or "{%" in v) for v in chat_template.values())):
+        logger.warning(
+            "processor_kwargs (tokenizer_kwargs) are the tokenizer's loading arguments, as in "
+            "sentence-transformers 6.x: %s%s have no effect there. Call-time options go in "
+            "processing_kwargs: CrossEncoder(..., processing_kwargs={'text': {...}, "
+            "'chat_template': {...}}) or predict(..., processing_kwargs=...)",
+            ", ".join(repr(k) for k in nested),
+            (" and a 'chat_template' dict that is not templates (taken as named templates)"
+             if isinstance(chat_template, dict) else ""))
+        for key in nested:
+            kwargs.pop(key)
+    _warn_ignored("tokenizer_kwargs", kwargs)
+
+
 def _warn_ignored(name: str, value: dict[str, Any] | None) -> None:
     if value:
         logger.warning("%s %s have no effect in crossrank (it runs on the CPU)", name,
@@ -225,8 +252,8 @@ class PredictOptions:
     """The keyword arguments of predict / rank, checked once."""
 
     __slots__ = ("activation_fn", "apply_softmax", "batch_size", "chunk_size",
-                 "convert_to_numpy", "convert_to_tensor", "devices", "pool", "prompt",
-                 "prompt_name", "show_progress_bar")
+                 "convert_to_numpy", "convert_to_tensor", "devices", "max_length", "pool",
+                 "processing_kwargs", "prompt", "prompt_name", "show_progress_bar")
 
     batch_size: Any
     show_progress_bar: bool | None
@@ -242,6 +269,10 @@ class PredictOptions:
     chunk_size: Any
     #: ``device`` when it is a non-empty list: 6.x then scores through a pool of its own.
     devices: list[Any] | None
+    #: Per-call processing_kwargs (unchecked: see ``_processing.check``), or None.
+    processing_kwargs: Any
+    #: Per-call max_length (6.x's preprocess argument), or None.
+    max_length: Any
 
     @property
     def chunked(self) -> bool:
@@ -272,6 +303,8 @@ class PredictOptions:
         o.devices = list(device) if isinstance(device, list) and device else None
         o.pool = kwargs.pop("pool", None)
         o.chunk_size = kwargs.pop("chunk_size", None)
+        o.processing_kwargs = kwargs.pop("processing_kwargs", None)
+        o.max_length = kwargs.pop("max_length", None)
         _pool.check_pool(o.pool)
         if o.chunked:
             _pool.check_chunk_size(o.chunk_size)
@@ -285,6 +318,7 @@ class PredictOptions:
         if o.activation_fn is not None and not callable(o.activation_fn):
             raise TypeError("activation_fn must be callable or None, got "
                             f"{type(o.activation_fn).__name__}")
+        check_optional_int("max_length", o.max_length)
         if o.prompt is not None and not isinstance(o.prompt, str):
             raise TypeError(f"prompt must be a str, got {type(o.prompt).__name__}")
         if o.prompt_name is not None and not isinstance(o.prompt_name, str):

@@ -65,11 +65,17 @@ class NativeCrossEncoder:
         suffix: list[int],
         batch_size: int = 32,
         progress: Callable[[int, int], object] | None = None,
-    ) -> npt.NDArray[np.float32]: ...
+    ) -> npt.NDArray[np.float32]:
+        """Raw logits for chat-rendered texts, each cut to :attr:`max_length` with
+        ``suffix`` written over the end of a text that reaches it (an empty ``suffix``: cut
+        without a restore). The length is the model's: a call at another length sets
+        :attr:`max_length` around the call (``crossrank._processing.LengthGate``)."""
     def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
     def tokenize_rendered(
         self, texts: list[str], suffix: list[int] | None = None
-    ) -> list[list[int]]: ...
+    ) -> list[list[int]]:
+        """The ids :meth:`predict_rendered` scores for ``texts`` and ``suffix``; without a
+        ``suffix`` (None) the whole texts, uncut."""
     def __reduce__(
         self,
     ) -> tuple[

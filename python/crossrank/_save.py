@@ -101,7 +101,21 @@ def save(model: CrossEncoder, path: str | os.PathLike[str], create_model_card: b
         sbert = _sentence_bert_6x(model, causal)
     if "max_seq_length" in sbert:
         sbert["max_seq_length"] = model.max_length
+    # The call-time options, where sentence-transformers keeps them (its Transformer
+    # module's config); written only when there are some, as it does.
+    if model.processing_kwargs:
+        try:
+            json.dumps(model.processing_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"processing_kwargs must hold JSON values to be saved: {exc}"
+                            ) from None
+        sbert["processing_kwargs"] = model.processing_kwargs
+    else:
+        sbert.pop("processing_kwargs", None)
     _write_json(out / "sentence_bert_config.json", sbert)
+    if isinstance(model._chat_override, str):
+        # A template given at load is saved as the tokenizer's, as transformers saves it.
+        (out / "chat_template.jinja").write_text(model._chat_override, encoding="utf-8")
 
     fn_path = activation_path(model.activation_fn)
     if fn_path is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Union, overl
 
 import numpy as np
 
-from . import _activations, _arguments, _chat, _pool, _precision, _threads, _torch_face
+from . import _activations, _arguments, _chat, _pool, _precision, _processing, _threads, _torch_face
 from ._arguments import UNSET, logger
 from ._crossrank import NativeCrossEncoder, release_memory
 from ._inputs import as_documents, is_single_pair, normalize_pairs, validate_batch_size
@@ -85,8 +85,14 @@ class CrossEncoder:
             its name) choose the precision as in sentence-transformers: ``bfloat16`` runs
             bfloat16, ``float16`` the nearest crossrank has (bfloat16, with a warning),
             ``float32`` and ``"auto"`` float32. Other entries have no effect.
-        tokenizer_kwargs (Dict[str, Any], optional): ``model_max_length`` is honoured; other
-            entries have no effect. 6.x calls it ``processor_kwargs``.
+        tokenizer_kwargs (Dict[str, Any], optional): The tokenizer's loading arguments, as
+            6.x's ``processor_kwargs`` (its new name; 6.x passes them to
+            ``AutoProcessor.from_pretrained``): ``model_max_length`` sets :attr:`max_length`;
+            ``chat_template`` replaces the model's chat template (a Jinja template, or named
+            templates as a dict, as transformers takes them; :meth:`save` writes it as
+            ``chat_template.jinja``). Other entries have no effect, as call-time options
+            (``"text"``, ``"common"``, template variables) have none there in 6.x: those go in
+            ``processing_kwargs``.
         config_kwargs (Dict[str, Any], optional): Additional model configuration parameters,
             merged into the model's ``config.json`` (e.g. ``num_labels``).
         model_card_data (CrossEncoderModelCardData, optional): What evaluators record on the
@@ -96,6 +102,11 @@ class CrossEncoder:
             pickled: an unpickled model starts with a new one.
         backend (str): The backend to use for inference. Only "torch" (the default, meaning
             "the model as saved") is available.
+        processing_kwargs (dict[str, dict[str, Any]], optional): crossrank's: the call-time
+            tokenizer options of the model, as 6.x keeps them on its Transformer module
+            (``model[0].processing_kwargs``, saved in ``sentence_bert_config.json``, which
+            crossrank reads), merged over the saved ones key by key; see
+            :attr:`processing_kwargs`. Defaults to None.
         prompts (dict[str, str], optional): A dictionary with prompts for the model. The key is
             the prompt name, the value is the prompt text, prepended to the query.
         default_prompt_name (str, optional): The name of the prompt that should be used by
@@ -145,6 +156,7 @@ class CrossEncoder:
         backend: str = "torch",
         *,
         processor_kwargs: dict[str, Any] | None = None,
+        processing_kwargs: dict[str, dict[str, Any]] | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
         precision: _precision.Precision | None = None,
@@ -185,11 +197,15 @@ class CrossEncoder:
             "token": None if isinstance(a.token, str) else a.token,
             "config_kwargs": a.config_kwargs, "trust_remote_code": trust_remote_code,
             "precision": a.precision,
+            # A template given at load is loaded again with the model.
+            "processor_kwargs": (None if a.chat_template is None
+                                 else {"chat_template": a.chat_template}),
         }
         path = _resolve_model_path(a.model_name_or_path, cache_folder=a.cache_folder,
                                    revision=a.revision, local_files_only=a.local_files_only,
                                    token=a.token)
         self._path = Path(path)
+        self._gate = _processing.LengthGate()
         try:
             overrides = json.dumps(a.config_kwargs) if a.config_kwargs else None
         except (TypeError, ValueError) as exc:
@@ -206,8 +222,20 @@ class CrossEncoder:
             self._load_args["max_length"] = self._native.max_length
         self.config = ModelConfig(json.loads(self._native.config_json))
         self.config["num_labels"] = self._native.num_labels
-        self.tokenizer = Tokenizer(self._native)
-        self._chat = _chat.ChatFormat.load(self._path)
+        #: ``processor_kwargs["chat_template"]``, which replaces the saved template.
+        self._chat_override = a.chat_template
+        self._chat = _chat.ChatFormat.load(self._path, a.chat_template)
+        self.tokenizer = Tokenizer(self._native, self._chat)
+        if self._chat is None and a.chat_template is not None:
+            warnings.warn("processor_kwargs['chat_template'] has no effect: this model reads "
+                          "pairs as text, without a chat template", stacklevel=2)
+        sbert_config = _read_json(self._path / "sentence_bert_config.json")
+        self._processing_kwargs: dict[str, dict[str, Any]] = _processing.merge(
+            _processing.check(sbert_config.get("processing_kwargs"),
+                              "sentence_bert_config.json processing_kwargs"),
+            _processing.check(processing_kwargs, "processing_kwargs"))
+        # Unsupported entries fail here rather than at the first call.
+        _processing.plan(self._processing_kwargs, None, self._chat is not None)
         st_config = _read_json(self._path / "config_sentence_transformers.json")
         self.prompts: dict[str, str] = dict(st_config.get("prompts") or {})
         self.prompts.update(prompts or {})
@@ -234,16 +262,52 @@ class CrossEncoder:
 
         A value above the model's position table (1024 or 2048 for a 512-position model),
         here or as the constructor's ``max_length``, is taken as the table's length, with a
-        warning: crossrank truncates at the positions the model has.
+        warning: crossrank truncates at the positions the model has. A call's
+        ``processing_kwargs`` / ``max_length`` change it for that call only.
         """
-        return self._native.max_length
+        own = self._gate.own_length  # the model's own while a call runs at another length
+        return own if own is not None else self._native.max_length
 
     @max_length.setter
     def max_length(self, value: int) -> None:
         if value is None:
             raise TypeError("max_length must be an int, got NoneType")
         _arguments.check_optional_int("max_length", value)
-        self._native.max_length = self._clamp_max_length(int(value), stacklevel=2)
+        value = self._clamp_max_length(int(value), stacklevel=2)
+        with self._gate.exclusive():  # after the calls running at another length
+            self._native.max_length = value
+
+    @property
+    def processing_kwargs(self) -> dict[str, dict[str, Any]]:
+        """The call-time tokenizer options of this model, as sentence-transformers 6.x keeps
+        them on its Transformer module (``model[0].processing_kwargs``): a dict with
+        ``"text"``, ``"common"`` and ``"chat_template"`` dicts (``"audio"``, ``"image"``,
+        ``"video"`` are accepted and unused). Read from ``sentence_bert_config.json`` and
+        the constructor's ``processing_kwargs``, saved by :meth:`save`; a call's
+        ``processing_kwargs`` are merged over them, key by key.
+
+        - ``"text"`` / ``"common"``: ``max_length`` (an int: the cut length for the call,
+          in tokens, instead of :attr:`max_length`) and ``truncation`` (``False`` or
+          ``"do_not_truncate"``: no cut; then an input longer than the model's positions
+          is a ValueError). A chat template's ``"chat_template"`` entries for these win
+          over ``"text"``, which wins over ``"common"``, as in sentence-transformers;
+          padding options have no effect (crossrank packs batches without padding).
+        - ``"chat_template"`` (chat-template models): extra Jinja variables of the
+          template (``{"instruction": ..., "enable_thinking": False}``...), passed as
+          ``apply_chat_template`` passes them, also ``add_generation_prompt``, ``tools``,
+          ``documents`` and ``chat_template`` (another template, or the name of one of
+          the model's); and ``restore_suffix`` (default True; False: the template's tail
+          is not written back over the end of a cut conversation).
+
+        Options crossrank cannot honour are a ValueError naming them.
+        """
+        return self._processing_kwargs
+
+    @processing_kwargs.setter
+    def processing_kwargs(self, value: dict[str, dict[str, Any]] | None) -> None:
+        checked = _processing.check(value, "processing_kwargs")
+        _processing.plan(checked, None, self._chat is not None)
+        self._processing_kwargs = checked
 
     def _clamp_max_length(self, value: int, stacklevel: int) -> int:
         """``value``, or the model's position limit with a warning when it is larger;
@@ -421,7 +485,9 @@ class CrossEncoder:
         counts the frames from the caller (1) to it."""
         if precision == self.precision:
             return
-        _, (path, num_labels, max_length, overrides, _old, threads) = self._native.__reduce__()
+        with self._gate.exclusive():  # the model's own max_length, not a call's
+            _, (path, num_labels, max_length, overrides, _old, threads) = (
+                self._native.__reduce__())
         native = NativeCrossEncoder(path, num_labels=num_labels, max_length=max_length,
                                     config_overrides=overrides, precision=precision,
                                     num_threads=threads)
@@ -616,6 +682,7 @@ class CrossEncoder:
             "prompts": self.prompts,
             "default_prompt_name": self.default_prompt_name,
             "num_threads": self._native.num_threads,
+            "processing_kwargs": self._processing_kwargs,
         }
         return (_reload, (self._load_args, os.path.abspath(self._path)), state)
 
@@ -625,6 +692,8 @@ class CrossEncoder:
         self.prompts = dict(state["prompts"])
         self.default_prompt_name = state["default_prompt_name"]
         self._native.num_threads = state.get("num_threads")
+        if "processing_kwargs" in state:
+            self.processing_kwargs = state["processing_kwargs"]
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -733,6 +802,15 @@ class CrossEncoder:
                 ``chunk_size`` that is not a multiple of ``batch_size`` adds a partial batch
                 per chunk, and one below ``batch_size`` makes every batch that small (a
                 slower call). Defaults to None.
+            processing_kwargs (dict, optional): 6.x's per-call tokenizer options (a keyword
+                6.x forwards to ``preprocess``), merged over :attr:`processing_kwargs` key
+                by key: ``{"text": {"max_length": 256}}``, ``{"text": {"truncation":
+                False}}``, chat-template variables ``{"chat_template": {"instruction":
+                ...}}``, ``{"chat_template": {"restore_suffix": False}}``... (see
+                :attr:`processing_kwargs`). Defaults to None.
+            max_length (int, optional): 6.x's per-call length (a keyword it forwards to
+                ``preprocess``): cut at this many tokens for this call; ``processing_kwargs``
+                entries win over it. Defaults to None (:attr:`max_length`).
 
         Returns:
             Union[List[np.ndarray], np.ndarray, torch.Tensor]: Predictions for the passed
@@ -789,6 +867,8 @@ class CrossEncoder:
                 call, as in :meth:`predict`. If None, :attr:`activation_fn` is used. Defaults to
                 None.
             device, pool, chunk_size: As in :meth:`predict` (6.x).
+            processing_kwargs, max_length: As in :meth:`predict` (crossrank's: 6.x's
+                ``rank`` does not take them).
 
         Returns:
             List[Dict[Literal["corpus_id", "score", "text"], Union[int, float, str]]]: A sorted
@@ -829,6 +909,7 @@ class CrossEncoder:
         call scores as always).
         """
         inputs, options = _arguments.predict_arguments(inputs, sentences, args, kwargs)
+        self._plan(options)  # its options are checked here too, before the thread
         return await _in_thread(lambda cancel: self._predict(inputs, options, cancel))
 
     async def arank(
@@ -845,6 +926,7 @@ class CrossEncoder:
         """
         top_k, return_documents, options = _arguments.rank_arguments(args, kwargs)
         docs = self._rank_documents(query, documents, top_k, options)
+        self._plan(options)
         result: list[dict[Literal["corpus_id", "score", "text"], RankValue]] = (
             await _in_thread(lambda cancel: self._rank(query, docs, top_k, return_documents,
                                                        options, cancel)))
@@ -887,7 +969,8 @@ class CrossEncoder:
         single = is_single_pair(inputs)
         pairs = normalize_pairs(inputs, single=single)
         prompt = self._resolve_prompt(options.prompt, options.prompt_name)
-        logits = self._score(pairs, prompt, options, cancel)
+        plan = self._plan(options)
+        logits = self._score(pairs, prompt, plan, options, cancel)
         scores: np.ndarray
         if not pairs:
             scores = np.zeros((0,), dtype=np.float32)
@@ -914,14 +997,21 @@ class CrossEncoder:
             return result[0]
         return result
 
+    def _plan(self, options: _arguments.PredictOptions) -> _processing.Plan:
+        """How this call tokenizes: the model's processing_kwargs with the call's merged
+        over them, and the call's max_length."""
+        per_call = _processing.check(options.processing_kwargs, "per-call processing_kwargs")
+        return _processing.plan(_processing.merge(self._processing_kwargs, per_call),
+                                options.max_length, self._chat is not None)
+
     def _score(self, pairs: list[tuple[str, str]], prompt: str | None,
-               options: _arguments.PredictOptions, cancel: threading.Event | None
-               ) -> np.ndarray:
+               plan: _processing.Plan, options: _arguments.PredictOptions,
+               cancel: threading.Event | None) -> np.ndarray:
         """Raw logits: in one native call, or chunk by chunk with a pool (or a device list),
         as 6.x splits the work, through this model's engine (see ``_pool``)."""
         batch_size = int(options.batch_size)
         if not options.chunked or not pairs:
-            return self._logits(self._native_job(pairs, prompt), len(pairs), batch_size,
+            return self._logits(self._native_job(pairs, prompt, plan), len(pairs), batch_size,
                                 options.show_progress_bar, cancel)
         if options.pool is not None:
             _pool.check_owner(options.pool, self)
@@ -935,36 +1025,103 @@ class CrossEncoder:
         with _chunk_bar(len(starts), show) as bar:
             for start in starts:
                 part = pairs[start:start + chunk]
-                parts.append(self._logits(self._native_job(part, prompt), len(part),
+                parts.append(self._logits(self._native_job(part, prompt, plan), len(part),
                                           batch_size, False, cancel))
                 bar.update(1)
         return np.concatenate(parts)
 
-    def _native_job(self, pairs: list[tuple[str, str]], prompt: str | None
+    def _native_job(self, pairs: list[tuple[str, str]], prompt: str | None,
+                    plan: _processing.Plan = _processing.DEFAULT
                     ) -> Callable[..., np.ndarray]:
         """The native call that scores ``pairs``: ``job(batch_size, progress=None)``. A
         model with a chat template gets the rendered conversations (the prompt as a system
         message) and the template's suffix to restore after truncation; others get the
-        pairs, the prompt before each query."""
+        pairs, the prompt before each query. ``plan``: the call's processing options."""
         if self._chat is not None:
-            texts = self._chat.render(pairs, prompt)
-            suffix = self._chat.suffix(self._native, prompt)
-            return lambda *args: self._native.predict_rendered(texts, suffix, *args)
+            texts, suffix, length = self._chat_inputs(pairs, prompt, plan)
+
+            def rendered(*args: Any) -> np.ndarray:
+                with self._gate.at(self._native, length):
+                    return self._native.predict_rendered(texts, suffix, *args)
+
+            return rendered
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
-        return lambda *args: self._native.predict_logits(pairs, *args)
+        length = self._pair_length(pairs, plan)
 
-    def _encode(self, pairs: list[tuple[str, str]], prompt: str | None = None
-                ) -> list[list[int]]:
+        def scored(*args: Any) -> np.ndarray:
+            with self._gate.at(self._native, length):
+                return self._native.predict_logits(pairs, *args)
+
+        return scored
+
+    def _encode(self, pairs: list[tuple[str, str]], prompt: str | None = None,
+                plan: _processing.Plan = _processing.DEFAULT) -> list[list[int]]:
         """The token ids the model reads for each pair (chat template and truncation
         included), as sentence-transformers' ``preprocess`` builds them, without padding."""
         if self._chat is not None:
-            texts = self._chat.render(pairs, prompt)
-            suffix = self._chat.suffix(self._native, prompt)
-            return self._native.tokenize_rendered(texts, suffix)
+            texts, suffix, length = self._chat_inputs(pairs, prompt, plan)
+            with self._gate.at(self._native, length):
+                return self._native.tokenize_rendered(texts, suffix)
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
-        return [ids for ids, _types in self._native.tokenize(pairs)]
+        length = self._pair_length(pairs, plan)
+        with self._gate.at(self._native, length):
+            return [ids for ids, _types in self._native.tokenize(pairs)]
+
+    def _chat_inputs(self, pairs: list[tuple[str, str]], prompt: str | None,
+                     plan: _processing.Plan) -> tuple[list[str], list[int], int | None]:
+        """The rendered texts, the suffix to restore where they are cut (empty: none) and
+        the length to cut them at (None: :attr:`max_length`), for ``plan``."""
+        assert self._chat is not None
+        if pairs:
+            self._chat.check_pair_roles(plan, os.fspath(self.model_name_or_path))
+        texts = self._chat.render(pairs, prompt, plan)
+        suffix = self._chat.suffix(self._native, prompt, plan) if plan.restore and pairs else []
+        if plan.default_length:
+            return texts, suffix, None
+        limit = self._native.max_positions
+        if plan.truncate and plan.max_length is not None and plan.max_length <= limit:
+            return texts, suffix, plan.max_length
+        # No cut, or one beyond the positions: every text must fit the positions whole (or
+        # cut at max_length); none is then cut, so there is no suffix to restore.
+        lengths = [len(ids) for ids in self._native.tokenize_rendered(texts)] if texts else []
+        return texts, [], self._fitting_length(lengths, plan)
+
+    def _pair_length(self, pairs: list[tuple[str, str]], plan: _processing.Plan
+                     ) -> int | None:
+        """The length to cut text pairs at for ``plan`` (None: :attr:`max_length`)."""
+        if plan.default_length:
+            return None
+        limit = self._native.max_positions
+        if plan.truncate and plan.max_length is not None and plan.max_length <= limit:
+            return plan.max_length
+        face = Tokenizer(self._native)
+        with self._gate.at(self._native, None):  # the face reads the model's max_length
+            firsts = face._sequences([q for q, _ in pairs], "A") if pairs else []
+            seconds = face._sequences([d for _, d in pairs], "B") if pairs else []
+            specials = face._d.pair_specials
+        lengths = [len(a) + len(b) + specials for a, b in zip(firsts, seconds)]
+        return self._fitting_length(lengths, plan)
+
+    def _fitting_length(self, lengths: list[int], plan: _processing.Plan) -> int | None:
+        """A native length that cuts none of ``lengths`` (their cut at ``plan.max_length``
+        where it truncates); a ValueError when one is longer than the model's positions."""
+        limit = self._native.max_positions
+        if plan.truncate and plan.max_length is not None:
+            lengths = [min(n, plan.max_length) for n in lengths]
+        too_long = [(i, n) for i, n in enumerate(lengths) if n > limit]
+        if too_long:
+            shown = ", ".join(f"input {i}: {n} tokens" for i, n in too_long[:5])
+            more = f" and {len(too_long) - 5} more" if len(too_long) > 5 else ""
+            how = ("with truncation disabled" if not plan.truncate
+                   else f"cut at max_length={plan.max_length}")
+            raise ValueError(
+                f"{len(too_long)} input(s) are longer than the {limit} positions this "
+                f"{self._native.model_type} model has, {how} ({shown}{more}); truncate them "
+                f"(a max_length of at most {limit}) or shorten the inputs")
+        need = max(lengths, default=0)
+        return None if need <= self._native.max_length else limit
 
     def _logits(self, job: Callable[..., np.ndarray], count: int, batch_size: int,
                 show_progress_bar: bool | None,

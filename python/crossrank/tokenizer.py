@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 if TYPE_CHECKING:
+    from ._chat import ChatFormat
     from ._crossrank import NativeCrossEncoder
 
 #: An item of a post-processing template: ("special", ids, type_id) or ("seq", "A"/"B", type_id).
@@ -72,9 +73,68 @@ class Tokenizer:
     ``convert_ids_to_tokens``, the special tokens and their ids, ``vocab_size``, ``len()``.
     """
 
-    def __init__(self, native: NativeCrossEncoder) -> None:
+    def __init__(self, native: NativeCrossEncoder, chat: ChatFormat | None = None) -> None:
         self._native = native
         self._data: _TokenizerData | None = None
+        self._chat = chat
+
+    @property
+    def chat_template(self) -> str | dict[str, str] | None:
+        """The model's chat template, as transformers' tokenizer has it: the template, its
+        named templates (a dict), or None for a model that reads pairs as text."""
+        if self._chat is None:
+            return None
+        return dict(self._chat.named) if self._chat.named else self._chat.template_source
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict[str, Any]] | list[list[dict[str, Any]]],
+        tools: list[dict[str, Any]] | None = None,
+        documents: list[dict[str, Any]] | None = None,
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        tokenize: bool = True,
+        return_dict: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Renders a conversation (or a batch of them) with the model's chat template, as
+        transformers 5's ``apply_chat_template`` does (``kwargs``: template variables); with
+        ``tokenize``, its token ids without added special tokens and uncut (a
+        :class:`BatchEncoding` with ``input_ids`` and ``attention_mask`` when
+        ``return_dict``, else the ids). A pair's conversation is the messages
+        ``{"role": "query"}`` and ``{"role": "document"}`` (after a ``"system"`` prompt).
+        The ids :meth:`CrossEncoder.predict` scores are these, cut at ``max_length`` with the
+        template's suffix restored."""
+        if self._chat is None:
+            raise ValueError("Cannot use chat template functions because tokenizer.chat_template "
+                             "is not set: this model reads pairs as text")
+        from ._processing import Plan
+
+        for name in ("padding", "truncation", "max_length", "return_tensors",
+                     "continue_final_message", "return_assistant_tokens_mask",
+                     "sanitize_control_tokens", "tokenizer_kwargs"):
+            if kwargs.get(name):
+                raise ValueError(f"apply_chat_template({name}=...) is not supported by "
+                                 "crossrank's tokenizer")
+            kwargs.pop(name, None)
+        variables = {**kwargs, "add_generation_prompt": add_generation_prompt}
+        if tools is not None:
+            variables["tools"] = tools
+        if documents is not None:
+            variables["documents"] = documents
+        plan = Plan(variables=variables, template=chat_template)
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        chats: list[Any] = list(conversation) if batched else [conversation]
+        template = self._chat._template(plan)
+        texts = [self._chat._render(template, list(chat), plan) for chat in chats]
+        if not tokenize:
+            return texts if batched else texts[0]
+        ids = self._native.tokenize_rendered(texts)
+        if not return_dict:
+            return ids if batched else ids[0]
+        masks = [[1] * len(row) for row in ids]
+        return BatchEncoding({"input_ids": ids if batched else ids[0],
+                              "attention_mask": masks if batched else masks[0]})
 
     def _rebind(self, native: NativeCrossEncoder) -> None:
         """The model was reloaded (another precision): tokenize with the new native model."""
