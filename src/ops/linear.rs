@@ -7,13 +7,14 @@
 //! |---|---|---|---|---|
 //! | float32 | `amx` (bf16 x 3 split, float32 accuracy) | gemm | gemm | gemm |
 //! | int8 | `int8` avx512-vnni | `int8` avx512-vnni (else avx2) | `int8` avx2 | `int8` scalar |
-//! | bfloat16 | runs float32 (no bf16 kernel yet) | | | |
+//! | bfloat16 | `bf16` avx512-bf16 (AVX512_BF16 CPUs) | `bf16` avx512-bf16, else float32 | float32 | float32 |
 //!
 //! (candle's `gemm` picks its own SIMD level at run time.)
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
+use super::bf16;
 use super::int8::{self, QuantizedWeight};
 use super::kernels::{bias_activation, Activation};
 use super::precision::Precision;
@@ -37,6 +38,8 @@ enum Weight {
     Tiles(super::amx::PackedWeight),
     /// int8, per output channel, in the int8 kernels' panels.
     Int8(QuantizedWeight),
+    /// bfloat16 in panels, for AVX512_BF16.
+    Bf16(bf16::PackedWeight),
 }
 
 impl Linear {
@@ -133,6 +136,15 @@ impl Linear {
                     ..self
                 })
             }
+            Precision::Bfloat16 if !matches!(self.weight, Weight::Bf16(_)) => {
+                let weight = self.weight()?;
+                let (out_features, in_features) = weight.dims2()?;
+                let data = to_vec(&weight)?;
+                Ok(Self {
+                    weight: Weight::Bf16(bf16::PackedWeight::new(&data, out_features, in_features)),
+                    ..self
+                })
+            }
             _ => Ok(self),
         }
     }
@@ -144,6 +156,7 @@ impl Linear {
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Weight::Tiles(_) => "float32 amx",
             Weight::Int8(_) => int8::kernel().name(),
+            Weight::Bf16(_) => "bfloat16 avx512-bf16",
         }
     }
 
@@ -154,6 +167,7 @@ impl Linear {
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Weight::Tiles(packed) => packed.in_features() * packed.out_features() * 6,
             Weight::Int8(q) => q.bytes(),
+            Weight::Bf16(w) => w.bytes(),
         }
     }
 
@@ -162,6 +176,7 @@ impl Linear {
     fn weight(&self) -> Result<Tensor> {
         match &self.weight {
             Weight::Int8(q) => super::matrix(q.to_f32(), q.out_features(), q.in_features()),
+            Weight::Bf16(w) => super::matrix(w.to_f32(), w.out_features(), w.in_features()),
             Weight::Dense(weight_t) => Ok(weight_t.t()?.contiguous()?),
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Weight::Tiles(packed) => {
@@ -216,6 +231,9 @@ impl Linear {
             }),
             Weight::Int8(q) => on_rows(x, self.out_features, |data, rows| {
                 int8::matmul(data, rows, q, bias, act)
+            }),
+            Weight::Bf16(w) => on_rows(x, self.out_features, |data, rows| {
+                bf16::matmul(data, rows, w, bias, act)
             }),
         }
     }

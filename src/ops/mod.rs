@@ -8,6 +8,7 @@ pub mod amx;
 pub mod attention;
 #[cfg(target_arch = "x86_64")]
 pub mod attention_avx512;
+pub mod bf16;
 pub mod int8;
 pub mod kernels;
 pub mod linear;

@@ -37,12 +37,12 @@ impl Precision {
         }
     }
 
-    /// The precision the dense layers really run at on this CPU:
-    /// bfloat16 needs native bf16 products, which crossrank has no kernel
-    /// for yet, so it runs float32 (exact, and faster than emulated bf16).
+    /// The precision the dense layers really run at on this CPU: bfloat16
+    /// needs AVX512_BF16 (and the AVX-512 path); elsewhere it runs float32
+    /// (exact, and faster than emulated bfloat16).
     pub fn effective(self) -> Precision {
         match self {
-            Precision::Bfloat16 => Precision::Float32,
+            Precision::Bfloat16 if !super::bf16::available() => Precision::Float32,
             other => other,
         }
     }
@@ -50,14 +50,15 @@ impl Precision {
     /// A warning for the user when the precision asked for does not run
     /// as asked on this CPU.
     pub fn warning(self) -> Option<String> {
-        (self == Precision::Bfloat16).then(|| {
+        (self == Precision::Bfloat16 && self.effective() != self).then(|| {
             format!(
                 "precision='bfloat16': {}; crossrank runs its float32 kernels instead (exact, \
                  and at least as fast here as emulated bfloat16). precision='int8' is the \
                  reduced precision that is faster on this CPU.",
                 if native_bf16() {
-                    "this CPU has native bfloat16 products, but crossrank has no bfloat16 kernel \
-                     for them yet"
+                    "this CPU multiplies bfloat16 natively only with AMX-BF16, which crossrank \
+                     has no bfloat16 kernel for yet, or the instruction-set path was capped \
+                     below AVX-512 (CROSSRANK_ISA)"
                 } else {
                     "this CPU has no native bfloat16 products (AVX512_BF16 or AMX-BF16)"
                 }
