@@ -383,3 +383,38 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod micro {
+    use super::*;
+    use crate::ops::{matrix, test_noise, Linear};
+
+    #[test]
+    #[ignore = "micro-benchmark of bfloat16 and float32 products at a decoder's shapes: cargo test --release micro_ -- --ignored --nocapture"]
+    fn micro_bf16_and_f32_products() {
+        if !available() {
+            eprintln!("SKIPPED: no AVX512_BF16 here");
+            return;
+        }
+        for (rows, k, n) in [(512, 1024, 6144), (512, 3072, 1024)] {
+            let x = test_noise(rows * k, 1, 1.0);
+            let wf = test_noise(n * k, 2, 0.1);
+            let w = PackedWeight::new(&wf, n, k);
+            let dense = Linear::from_weight(&matrix(wf, n, k).unwrap(), None).unwrap();
+            let xt = matrix(x.clone(), rows, k).unwrap();
+            let reps = 5;
+            let macs = (reps * rows * k * n) as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(matmul(&x, rows, &w, None, Activation::Identity));
+            }
+            let bf = macs / t.elapsed().as_secs_f64() / 1e9;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(dense.matmul(&xt).unwrap());
+            }
+            let f = macs / t.elapsed().as_secs_f64() / 1e9;
+            eprintln!("{rows}x{k}x{n}: bf16 {bf:.1} GMAC/s, f32 gemm {f:.1} GMAC/s");
+        }
+    }
+}
