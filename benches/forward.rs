@@ -137,13 +137,17 @@ fn bench(c: &mut Criterion) {
         for (name, pairs) in [("rerank_32x117", &rerank), ("mixed_32", &mixed)] {
             group.throughput(Throughput::Elements(pairs.len() as u64));
             group.bench_function(name, |b| {
-                b.iter(|| model.predict_logits(pairs, 32, &mut |_, _| true).unwrap())
+                b.iter(|| {
+                    model
+                        .predict_logits(pairs, None, 32, &mut |_, _| true)
+                        .unwrap()
+                })
             });
         }
         group.bench_function("single_pair", |b| {
             b.iter(|| {
                 model
-                    .predict_logits(&rerank[..1], 32, &mut |_, _| true)
+                    .predict_logits(&rerank[..1], None, 32, &mut |_, _| true)
                     .unwrap()
             })
         });

@@ -167,31 +167,53 @@ impl CrossEncoder {
         self.config.default_activation(self.num_labels())
     }
 
-    /// Raw logits for `pairs`, `[pairs.len() * num_labels]`, in input order.
+    /// A call's own cut length (`None`: [`Self::max_length`]), checked as
+    /// [`Self::set_max_length`] checks the model's.
+    pub fn check_call_length(&self, max_length: Option<usize>) -> Result<Option<usize>> {
+        match max_length {
+            Some(0) => Err(Error::invalid_input("max_length must be at least 1")),
+            Some(n) if n > self.model.shape().max_positions => Err(Error::invalid_input(format!(
+                "max_length {n} is larger than the {} positions this model has",
+                self.model.shape().max_positions
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// Raw logits for `pairs`, `[pairs.len() * num_labels]`, in input order,
+    /// each pair cut to `max_length` (None: [`Self::max_length`]).
     pub fn predict_logits<S: AsRef<str> + Sync>(
         &self,
         pairs: &[(S, S)],
+        max_length: Option<usize>,
         batch_size: usize,
         progress: Progress<'_>,
     ) -> Result<Vec<f32>> {
         if batch_size == 0 {
             return Err(Error::invalid_input("batch_size must be at least 1"));
         }
-        let encoded = time(Op::Tokenize, || self.tokenizer.encode_pairs(pairs))?;
+        let max_length = self.check_call_length(max_length)?;
+        let encoded = time(Op::Tokenize, || {
+            self.tokenizer.encode_pairs(pairs, max_length)
+        })?;
         self.predict_encoded(&encoded, batch_size, progress)
     }
 
     /// Raw logits for texts a chat template rendered (see
-    /// [`PairTokenizer::encode_rendered`]; `suffix`: the template's tail).
+    /// [`PairTokenizer::encode_rendered`]; `suffix`: the template's tail;
+    /// `max_length`: the cut, None for [`Self::max_length`]).
     pub fn predict_rendered<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         suffix: &[u32],
+        max_length: Option<usize>,
         batch_size: usize,
         progress: Progress<'_>,
     ) -> Result<Vec<f32>> {
+        let max_length = self.check_call_length(max_length)?;
         let encoded = time(Op::Tokenize, || {
-            self.tokenizer.encode_rendered(texts, Some(suffix))
+            self.tokenizer
+                .encode_rendered(texts, Some(suffix), max_length)
         })?;
         self.predict_encoded(&encoded, batch_size, progress)
     }
@@ -306,11 +328,11 @@ mod tests {
         model.set_max_length(12).unwrap();
         let tokenizer = model.tokenizer();
         let long = "<|im_start|>user\nThe quick brown fox jumps over the lazy dog again";
-        let whole = &tokenizer.encode_rendered(&[long], None).unwrap()[0].ids;
+        let whole = &tokenizer.encode_rendered(&[long], None, None).unwrap()[0].ids;
         assert!(whole.len() > 12);
         let suffix = [7, 8, 9];
         let cut = &tokenizer
-            .encode_rendered(&[long, "yes"], Some(&suffix))
+            .encode_rendered(&[long, "yes"], Some(&suffix), None)
             .unwrap();
         // Cut to 12, the last 3 overwritten; a short text is left as it is.
         assert_eq!(cut[0].ids[..9], whole[..9]);
@@ -318,7 +340,9 @@ mod tests {
         assert_eq!(cut[1].ids, vec![tokenizer.token_id("yes").unwrap()]);
         // A suffix longer than the cut text keeps its own tail.
         model.set_max_length(2).unwrap();
-        let tiny = &tokenizer.encode_rendered(&[long], Some(&suffix)).unwrap()[0];
+        let tiny = &tokenizer
+            .encode_rendered(&[long], Some(&suffix), None)
+            .unwrap()[0];
         assert_eq!(tiny.ids, vec![8, 9]);
     }
 

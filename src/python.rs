@@ -240,16 +240,18 @@ impl NativeCrossEncoder {
     /// Raw logits, float32 `(len(pairs), num_labels)`, in input order.
     /// `progress(done, total)` is called after each batch; an exception it
     /// raises (or Ctrl-C) stops the call after the batch in flight.
-    #[pyo3(signature = (pairs, batch_size=32, progress=None))]
+    /// `max_length`: this call's cut (None: the model's `max_length`).
+    #[pyo3(signature = (pairs, batch_size=32, progress=None, max_length=None))]
     fn predict_logits<'py>(
         &self,
         py: Python<'py>,
         pairs: Vec<(String, String)>,
         batch_size: usize,
         progress: Option<Py<PyAny>>,
+        max_length: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let job = |model: &CrossEncoder, on_batch: Progress<'_>| {
-            model.predict_logits(&pairs, batch_size, on_batch)
+            model.predict_logits(&pairs, max_length, batch_size, on_batch)
         };
         self.run_predict(py, pairs.len(), progress, &job)
     }
@@ -257,7 +259,7 @@ impl NativeCrossEncoder {
     /// Raw logits for texts a chat template rendered, each cut to
     /// `max_length` with the template's `suffix` restored where cut (see
     /// `predict_logits` for `progress`).
-    #[pyo3(signature = (texts, suffix, batch_size=32, progress=None))]
+    #[pyo3(signature = (texts, suffix, batch_size=32, progress=None, max_length=None))]
     fn predict_rendered<'py>(
         &self,
         py: Python<'py>,
@@ -265,26 +267,32 @@ impl NativeCrossEncoder {
         suffix: Vec<u32>,
         batch_size: usize,
         progress: Option<Py<PyAny>>,
+        max_length: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let job = |model: &CrossEncoder, on_batch: Progress<'_>| {
-            model.predict_rendered(&texts, &suffix, batch_size, on_batch)
+            model.predict_rendered(&texts, &suffix, max_length, batch_size, on_batch)
         };
         self.run_predict(py, texts.len(), progress, &job)
     }
 
     /// Token ids of rendered texts as the model sees them (with `suffix`:
     /// cut to `max_length` and the suffix restored; without: whole).
-    #[pyo3(signature = (texts, suffix=None))]
+    #[pyo3(signature = (texts, suffix=None, max_length=None))]
     fn tokenize_rendered(
         &self,
         py: Python<'_>,
         texts: Vec<String>,
         suffix: Option<Vec<u32>>,
+        max_length: Option<usize>,
     ) -> PyResult<Vec<Vec<u32>>> {
+        let max_length = self
+            .inner
+            .check_call_length(max_length)
+            .map_err(to_py_err)?;
         let encoded = run_detached(py, self.budget(), || {
             self.inner
                 .tokenizer()
-                .encode_rendered(&texts, suffix.as_deref())
+                .encode_rendered(&texts, suffix.as_deref(), max_length)
         })?;
         Ok(encoded.into_iter().map(|e| e.ids).collect())
     }
@@ -393,14 +401,21 @@ impl NativeCrossEncoder {
         self.inner.tokenizer().to_json().map_err(to_py_err)
     }
 
-    /// Token ids and type ids for pairs, as the model sees them.
+    /// Token ids and type ids for pairs, as the model sees them (cut to
+    /// `max_length`; None: the model's).
+    #[pyo3(signature = (pairs, max_length=None))]
     fn tokenize(
         &self,
         py: Python<'_>,
         pairs: Vec<(String, String)>,
+        max_length: Option<usize>,
     ) -> PyResult<Vec<(Vec<u32>, Vec<u32>)>> {
+        let max_length = self
+            .inner
+            .check_call_length(max_length)
+            .map_err(to_py_err)?;
         let encoded = run_detached(py, self.budget(), || {
-            self.inner.tokenizer().encode_pairs(&pairs)
+            self.inner.tokenizer().encode_pairs(&pairs, max_length)
         })?;
         Ok(encoded.into_iter().map(|e| (e.ids, e.type_ids)).collect())
     }

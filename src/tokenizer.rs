@@ -95,10 +95,15 @@ impl PairTokenizer {
         Ok(tok.to_string(false)?)
     }
 
-    /// Tokenises pairs in parallel on the current rayon pool.
-    pub fn encode_pairs<S: AsRef<str> + Sync>(&self, pairs: &[(S, S)]) -> Result<Vec<EncodedPair>> {
+    /// Tokenises pairs in parallel on the current rayon pool, truncated to
+    /// `max_length` (None: the length set with [`Self::set_max_length`]).
+    pub fn encode_pairs<S: AsRef<str> + Sync>(
+        &self,
+        pairs: &[(S, S)],
+        max_length: Option<usize>,
+    ) -> Result<Vec<EncodedPair>> {
         let tok = self.read();
-        let truncation = self.truncation();
+        let truncation = self.truncation_at(max_length);
         pairs
             .par_iter()
             .map(|(a, b)| {
@@ -114,16 +119,18 @@ impl PairTokenizer {
     /// Tokenises texts a chat template rendered (the template wrote the
     /// special tokens: none are added), as transformers'
     /// `apply_chat_template` does. With `suffix`, each text is cut to
-    /// `max_length` and, where the cut reached it, its last tokens are
-    /// overwritten with the template's suffix, as sentence-transformers 6.x
-    /// restores it; without, texts are returned whole.
+    /// `max_length` (None: the length set with [`Self::set_max_length`])
+    /// and, where the cut reached it, its last tokens are overwritten with
+    /// the template's suffix, as sentence-transformers 6.x restores it;
+    /// without, texts are returned whole.
     pub fn encode_rendered<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         suffix: Option<&[u32]>,
+        max_length: Option<usize>,
     ) -> Result<Vec<EncodedPair>> {
         let tok = self.read();
-        let max_length = self.truncation().map(|t| t.max_length);
+        let max_length = self.truncation_at(max_length).map(|t| t.max_length);
         texts
             .par_iter()
             .map(|text| {
@@ -153,6 +160,19 @@ impl PairTokenizer {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tokenizer> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The truncation of one call: the tokenizer's, at `max_length` when
+    /// given.
+    fn truncation_at(&self, max_length: Option<usize>) -> Option<TruncationParams> {
+        let params = self.truncation();
+        match max_length {
+            None => params,
+            Some(max_length) => Some(TruncationParams {
+                max_length,
+                ..params.unwrap_or_default()
+            }),
+        }
     }
 
     fn truncation(&self) -> Option<TruncationParams> {

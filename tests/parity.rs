@@ -87,7 +87,7 @@ fn check_fixture(reference: &Value, dir: &Path) -> Result<(), String> {
     let pairs = pairs(reference);
     let encoded = model
         .tokenizer()
-        .encode_pairs(&pairs)
+        .encode_pairs(&pairs, None)
         .map_err(|e| e.to_string())?;
     let want_ids = ids(&reference["input_ids"]);
     // Families without token types (RoBERTa, DistilBERT) record null.
@@ -106,7 +106,7 @@ fn check_fixture(reference: &Value, dir: &Path) -> Result<(), String> {
     }
     // Batch size 4 mixes lengths across batches and exercises reordering.
     let logits = model
-        .predict_logits(&pairs, 4, &mut |_, _| true)
+        .predict_logits(&pairs, None, 4, &mut |_, _| true)
         .map_err(|e| format!("{name}: predict failed: {e}"))?;
     compare_logits(name, reference, &logits, pairs.len())
 }

@@ -58,24 +58,29 @@ class NativeCrossEncoder:
         pairs: list[tuple[str, str]],
         batch_size: int = 32,
         progress: Callable[[int, int], object] | None = None,
-    ) -> npt.NDArray[np.float32]: ...
+        max_length: int | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Raw logits, ``(len(pairs), num_labels)``; each pair cut to ``max_length`` (None:
+        :attr:`max_length`; at most :attr:`max_positions`, else a ValueError)."""
     def predict_rendered(
         self,
         texts: list[str],
         suffix: list[int],
         batch_size: int = 32,
         progress: Callable[[int, int], object] | None = None,
+        max_length: int | None = None,
     ) -> npt.NDArray[np.float32]:
-        """Raw logits for chat-rendered texts, each cut to :attr:`max_length` with
-        ``suffix`` written over the end of a text that reaches it (an empty ``suffix``: cut
-        without a restore). The length is the model's: a call at another length sets
-        :attr:`max_length` around the call (``crossrank._processing.LengthGate``)."""
-    def tokenize(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]: ...
+        """Raw logits for chat-rendered texts, each cut to ``max_length`` (None:
+        :attr:`max_length`) with ``suffix`` written over the end of a text that reaches it
+        (an empty ``suffix``: cut without a restore)."""
+    def tokenize(
+        self, pairs: list[tuple[str, str]], max_length: int | None = None
+    ) -> list[tuple[list[int], list[int]]]: ...
     def tokenize_rendered(
-        self, texts: list[str], suffix: list[int] | None = None
+        self, texts: list[str], suffix: list[int] | None = None, max_length: int | None = None
     ) -> list[list[int]]:
-        """The ids :meth:`predict_rendered` scores for ``texts`` and ``suffix``; without a
-        ``suffix`` (None) the whole texts, uncut."""
+        """The ids :meth:`predict_rendered` scores for ``texts``, ``suffix`` and
+        ``max_length``; without a ``suffix`` (None) the whole texts, uncut."""
     def __reduce__(
         self,
     ) -> tuple[

@@ -8,16 +8,13 @@ processing_kwargs=...)`` merges per-call entries on top, shallowly per key. This
 merges them the same way and reduces them to what crossrank acts on: the chat template's
 variables, the template itself, the cut length and whether the template's suffix is restored.
 
-The cut length is applied by switching the native model's ``max_length`` for the call
-(:class:`LengthGate`): the native API has no per-call length.
+The cut length goes to the native call (its ``max_length`` argument); the model's own
+:attr:`max_length` never changes during a call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,53 +168,3 @@ def _sized(base: Plan, truncation: Any, max_length: Any, pairs: bool) -> Plan:
     max_length = None if max_length is None else int(max_length)
     return Plan(truncate=truncate, max_length=max_length, restore=restore,
                 variables=base.variables, template=base.template)
-
-
-class LengthGate:
-    """Lets calls at the model's own ``max_length`` run together, and gives a call that
-    needs another length the native model alone, with that length set, until it returns
-    (the native API has no per-call length)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-        #: The model's own max_length while a call runs at another one.
-        self.own_length: int | None = None
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """No other call runs (nor waits inside) during the ``with`` body."""
-        with self._cond:
-            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def at(self, native: Any, max_length: int | None) -> Iterator[None]:
-        """The native model at ``max_length`` (None: as it is) for the ``with`` body."""
-        if max_length is None:
-            with self._cond:
-                self._cond.wait_for(lambda: not self._exclusive)
-                self._shared += 1
-            try:
-                yield
-            finally:
-                with self._cond:
-                    self._shared -= 1
-                    self._cond.notify_all()
-            return
-        with self.exclusive():
-            old = native.max_length
-            self.own_length = old
-            try:
-                native.max_length = max_length
-                yield
-            finally:
-                native.max_length = old
-                self.own_length = None

@@ -205,7 +205,6 @@ class CrossEncoder:
                                    revision=a.revision, local_files_only=a.local_files_only,
                                    token=a.token)
         self._path = Path(path)
-        self._gate = _processing.LengthGate()
         try:
             overrides = json.dumps(a.config_kwargs) if a.config_kwargs else None
         except (TypeError, ValueError) as exc:
@@ -265,8 +264,7 @@ class CrossEncoder:
         warning: crossrank truncates at the positions the model has. A call's
         ``processing_kwargs`` / ``max_length`` change it for that call only.
         """
-        own = self._gate.own_length  # the model's own while a call runs at another length
-        return own if own is not None else self._native.max_length
+        return int(self._native.max_length)
 
     @max_length.setter
     def max_length(self, value: int) -> None:
@@ -274,8 +272,7 @@ class CrossEncoder:
             raise TypeError("max_length must be an int, got NoneType")
         _arguments.check_optional_int("max_length", value)
         value = self._clamp_max_length(int(value), stacklevel=2)
-        with self._gate.exclusive():  # after the calls running at another length
-            self._native.max_length = value
+        self._native.max_length = value
 
     @property
     def processing_kwargs(self) -> dict[str, dict[str, Any]]:
@@ -485,9 +482,8 @@ class CrossEncoder:
         counts the frames from the caller (1) to it."""
         if precision == self.precision:
             return
-        with self._gate.exclusive():  # the model's own max_length, not a call's
-            _, (path, num_labels, max_length, overrides, _old, threads) = (
-                self._native.__reduce__())
+        _, (path, num_labels, max_length, overrides, _old, threads) = (
+            self._native.__reduce__())
         native = NativeCrossEncoder(path, num_labels=num_labels, max_length=max_length,
                                     config_overrides=overrides, precision=precision,
                                     num_threads=threads)
@@ -1040,18 +1036,17 @@ class CrossEncoder:
         if self._chat is not None:
             texts, suffix, length = self._chat_inputs(pairs, prompt, plan)
 
-            def rendered(*args: Any) -> np.ndarray:
-                with self._gate.at(self._native, length):
-                    return self._native.predict_rendered(texts, suffix, *args)
+            def rendered(batch_size: int, progress: Any = None) -> np.ndarray:
+                return self._native.predict_rendered(texts, suffix, batch_size, progress,
+                                                     max_length=length)
 
             return rendered
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
         length = self._pair_length(pairs, plan)
 
-        def scored(*args: Any) -> np.ndarray:
-            with self._gate.at(self._native, length):
-                return self._native.predict_logits(pairs, *args)
+        def scored(batch_size: int, progress: Any = None) -> np.ndarray:
+            return self._native.predict_logits(pairs, batch_size, progress, max_length=length)
 
         return scored
 
@@ -1061,13 +1056,11 @@ class CrossEncoder:
         included), as sentence-transformers' ``preprocess`` builds them, without padding."""
         if self._chat is not None:
             texts, suffix, length = self._chat_inputs(pairs, prompt, plan)
-            with self._gate.at(self._native, length):
-                return self._native.tokenize_rendered(texts, suffix)
+            return self._native.tokenize_rendered(texts, suffix, max_length=length)
         if prompt:
             pairs = [(prompt + q, d) for q, d in pairs]
         length = self._pair_length(pairs, plan)
-        with self._gate.at(self._native, length):
-            return [ids for ids, _types in self._native.tokenize(pairs)]
+        return [ids for ids, _types in self._native.tokenize(pairs, max_length=length)]
 
     def _chat_inputs(self, pairs: list[tuple[str, str]], prompt: str | None,
                      plan: _processing.Plan) -> tuple[list[str], list[int], int | None]:
@@ -1097,10 +1090,9 @@ class CrossEncoder:
         if plan.truncate and plan.max_length is not None and plan.max_length <= limit:
             return plan.max_length
         face = Tokenizer(self._native)
-        with self._gate.at(self._native, None):  # the face reads the model's max_length
-            firsts = face._sequences([q for q, _ in pairs], "A") if pairs else []
-            seconds = face._sequences([d for _, d in pairs], "B") if pairs else []
-            specials = face._d.pair_specials
+        firsts = face._sequences([q for q, _ in pairs], "A") if pairs else []
+        seconds = face._sequences([d for _, d in pairs], "B") if pairs else []
+        specials = face._d.pair_specials
         lengths = [len(a) + len(b) + specials for a, b in zip(firsts, seconds)]
         return self._fitting_length(lengths, plan)
 

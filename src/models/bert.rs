@@ -477,7 +477,9 @@ mod tests {
         let pairs = [("a <pad> query", "doc <pad> <pad> text"), ("query", "doc")];
         let want = [0.007_086_783_6, -0.034_423_865];
         let model = fixture(&Default::default()).unwrap();
-        let got = model.predict_logits(&pairs, 2, &mut |_, _| true).unwrap();
+        let got = model
+            .predict_logits(&pairs, None, 2, &mut |_, _| true)
+            .unwrap();
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-4, "{got:?} vs {want:?}");
         }

@@ -36,7 +36,7 @@ class Recorder:
         self.gate: threading.Event | None = None
 
     def predict_logits(self, pairs: list[tuple[str, str]], batch_size: int = 32,
-                       progress: Any = None) -> Any:
+                       progress: Any = None, max_length: int | None = None) -> Any:
         call: dict[str, Any] = {"thread": threading.get_ident(), "start": time.monotonic()}
         with self.lock:
             self.calls.append(call)
@@ -44,7 +44,8 @@ class Recorder:
         try:
             if self.gate is not None:
                 assert self.gate.wait(10), "the other request never started"
-            out = self._native.predict_logits(pairs, batch_size, progress)
+            out = self._native.predict_logits(pairs, batch_size, progress,
+                                              max_length=max_length)
             call["outcome"] = "done"
             return out
         except BaseException as exc:
@@ -101,6 +102,8 @@ def test_the_work_runs_off_the_event_loop(model: CrossEncoder) -> None:
         loop_thread = threading.get_ident()
         task = asyncio.ensure_future(model.apredict(PAIRS))
         while not recorder.entered.is_set():  # the loop keeps running meanwhile
+            if task.done():  # failed before reaching the native call: say why
+                task.result()
             await asyncio.sleep(0.001)
         assert recorder.calls[0]["thread"] != loop_thread
         assert not task.done()
@@ -119,9 +122,13 @@ def test_concurrent_requests_overlap(model: CrossEncoder) -> None:
     async def main() -> list[Any]:
         first = asyncio.ensure_future(model.apredict(PAIRS))
         while len(recorder.calls) < 1:
+            if first.done():  # failed before reaching the native call: say why
+                first.result()
             await asyncio.sleep(0.001)
         second = asyncio.ensure_future(model.arank(QUERY, DOCS))
         while len(recorder.calls) < 2:  # the second starts while the first is held
+            if second.done():
+                second.result()
             await asyncio.sleep(0.001)
         gate.set()
         return list(await asyncio.gather(first, second))

@@ -133,7 +133,8 @@ def test_rank_and_async_take_processing_kwargs(chat_model: CrossEncoder) -> None
 
 
 def test_concurrent_calls_keep_their_own_lengths(chat_model: CrossEncoder) -> None:
-    """A call at another length holds the model alone; the others see the model's own."""
+    """Calls at different lengths run together; each is cut at its own (the length goes to
+    the native call: the model's max_length never changes)."""
     short = next(v for v in OPTIONS[CHAT]["variants"] if v["name"] == "text_max_length")
     pairs = _pairs(CHAT)
     plain = chat_model.predict(pairs, activation_fn=_identity)
@@ -150,6 +151,30 @@ def test_concurrent_calls_keep_their_own_lengths(chat_model: CrossEncoder) -> No
     for i, got in enumerate(results):
         _close(got, plain if i % 2 == 0 else short["logits"])
     assert chat_model.max_length == OPTIONS[CHAT]["max_length"]
+
+
+def test_native_calls_take_their_own_length(chat_model: CrossEncoder) -> None:
+    """The native entry points cut at a call's max_length without touching the model's, and
+    refuse lengths the model cannot run."""
+    native = chat_model._native
+    own = native.max_length
+    texts = chat_model._chat.render(_pairs(CHAT), None, _processing.DEFAULT)  # type: ignore[union-attr]
+    cut = native.tokenize_rendered(texts, [], max_length=12)
+    assert max(len(ids) for ids in cut) == 12
+    assert native.max_length == own
+    assert native.tokenize_rendered(texts, []) == native.tokenize_rendered(texts, [],
+                                                                          max_length=own)
+    logits = native.predict_rendered(texts[:3], [], max_length=12)
+    assert logits.shape == (3, 1) and np.all(np.isfinite(logits))
+    for bad in (0, native.max_positions + 1):
+        with pytest.raises(ValueError, match="max_length"):
+            native.tokenize_rendered(texts, [], max_length=bad)
+        with pytest.raises(ValueError, match="max_length"):
+            native.predict_rendered(texts, [], max_length=bad)
+        with pytest.raises(ValueError, match="max_length"):
+            native.predict_logits([("a", "b")], max_length=bad)
+        with pytest.raises(ValueError, match="max_length"):
+            native.tokenize([("a", "b")], max_length=bad)
 
 
 def test_template_at_load() -> None:

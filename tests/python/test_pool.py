@@ -25,9 +25,9 @@ class CountingEngine:
         self._native = native
         self.calls: list[int] = []
 
-    def predict_logits(self, pairs: list[tuple[str, str]], *args: Any) -> Any:
+    def predict_logits(self, pairs: list[tuple[str, str]], *args: Any, **kwargs: Any) -> Any:
         self.calls.append(len(pairs))
-        return self._native.predict_logits(pairs, *args)
+        return self._native.predict_logits(pairs, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._native, name)
